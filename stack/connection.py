@@ -1,0 +1,1587 @@
+"""One TCP connection: RFC 9293's state machine, with Linux's choices where the RFC leaves room.
+
+The code follows the order of RFC 9293 §3.10.7 event processing (and of Linux's tcp_rcv_state_process()):
+sequence check, RST, SYN, ACK, data, FIN; then the output path (tcp_write_xmit()) and the ACK decision
+(__tcp_ack_snd_check()). Every sequence number is an unwrapped int (see seqnum.py). Times are integer
+microseconds passed in by the host; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .congestion import INFINITE_SSTHRESH, Controller, make_controller
+from .events import CwndChanged, RttSample, SocketEvent, StateChanged, TimerArmed, TimerCancelled
+from .recvqueue import ReceiveQueue
+from .rtt import RttEstimator
+from .sendqueue import SendQueue, SentSegment
+from .seqnum import unwrap, wrap
+from .snapshot import ConnectionSnapshot
+from .state import State
+from .wire import ACK, FIN, PSH, RST, SYN, Segment, sack_option, syn_options, ts_option
+
+if TYPE_CHECKING:
+    from .host import Host
+
+MS = 1000
+SEC = 1_000_000
+TCP_MSS_DEFAULT = 536  # RFC 9293 §3.7.1: the MSS to assume when the peer sends no MSS option
+TCP_MIN_MSS = 88
+TCP_MAX_QUICKACKS = 16
+TCP_MAX_WSCALE = 14
+TCP_TIMEOUT_FALLBACK = 3 * SEC  # RFC 6298 §5.7: RTO after a retransmitted SYN with no RTT sample
+TCP_RESOURCE_PROBE_INTERVAL = 500 * MS
+TCP_PAWS_WINDOW = 1
+
+# States in which the application may still queue data, and those in which a FIN can be pending.
+_CAN_SEND = frozenset({State.ESTABLISHED, State.CLOSE_WAIT})
+_SENDING = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
+# Linux tcp_need_reset(): states in which an abort must tell the peer with a RST.
+_NEED_RESET = frozenset(
+    {State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2, State.SYN_RCVD}
+)
+
+
+@dataclass(slots=True)
+class SocketOptions:
+    """Options a socket carries and a connection obeys (set through setsockopt)."""
+
+    reuseaddr: bool = False
+    keepalive: bool = False
+    keepidle: int | None = None  # seconds; None = the host's tcp_keepalive_time
+    keepintvl: int | None = None
+    keepcnt: int | None = None
+    nodelay: bool = False
+    linger_on: bool = False
+    linger_secs: int = 0
+    rcvbuf: int | None = None  # the doubled value Linux stores; None = tcp_rmem[1]
+    sndbuf: int | None = None
+    maxseg: int | None = None
+
+    def copy(self) -> SocketOptions:
+        return SocketOptions(**{name: getattr(self, name) for name in self.__slots__})
+
+
+class Connection:
+    """A TCB (RFC 9293 §3.3.1) plus Linux's per-socket machinery: delayed-ACK engine, timers, queues."""
+
+    def __init__(self, host: Host, laddr: str, lport: int, raddr: str, rport: int, opts: SocketOptions):
+        self.host = host
+        self.settings = host.settings
+        self.id = (laddr, lport, raddr, rport)
+        self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
+        self.opts = opts
+        self.state = State.CLOSED
+        self.timers: dict[str, int] = {}
+        self.queued: dict[str, int] = {}
+        # RFC 9293 §3.3.1 send and receive sequence variables (unwrapped).
+        self.iss = 0
+        self.irs = 0
+        self.snd_una = 0
+        self.snd_nxt = 0
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_window = 0
+        self.rcv_nxt = 0
+        self.rcv_wnd = 0
+        self.rcv_wup = 0  # RCV.NXT when the window was last advertised (Linux rcv_wup)
+        # Options.
+        s = self.settings
+        self.advmss = min(s.mtu - 40, opts.maxseg or 65535)
+        self.peer_mss = TCP_MSS_DEFAULT
+        self.mss = TCP_MSS_DEFAULT
+        self.wscale_ok = False
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self.sack_ok = False
+        self.ts_ok = False
+        self.ts_recent = 0
+        self.ts_recent_stamp = 0
+        self.ts_offset = host.isn.ts_offset(laddr, lport, raddr, rport) if s.tcp_timestamps == 1 else 0
+        # Buffers.
+        self.rcvbuf = opts.rcvbuf or s.tcp_rmem[1]
+        self.sndbuf = opts.sndbuf or s.tcp_wmem[1]
+        self.window_clamp = 0
+        self.rcv_ssthresh = 0
+        self.sq = SendQueue(0)
+        self.rq = ReceiveQueue()
+        self.ooo_fin: int | None = None
+        # Retransmission.
+        self.rtt = RttEstimator(s.tcp_rto_min_ms * MS, s.tcp_rto_max_ms * MS, s.tcp_rto_initial_ms * MS)
+        self.backoff = 0
+        self.retransmits = 0
+        self.total_rto = 0
+        self.retrans_stamp: int | None = None
+        self.total_retrans = 0
+        self.syn_retransmitted = False
+        self.cc: Controller = make_controller(s.tcp_congestion_control, s.tcp_init_cwnd)
+        self.dupacks = 0
+        self.recovery_point: int | None = None  # RFC 6582 "recover"
+        self.in_loss = False
+        self.max_packets_out = 0
+        self.snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
+        # Delayed-ACK engine (Linux icsk_ack).
+        self.ack_pending = False
+        self.ack_now = False
+        self.quick = 0
+        self.ato = 0
+        self.pingpong = 0
+        self.lrcvtime = 0
+        self.rcv_mss = TCP_MSS_DEFAULT
+        self.last_oow_ack: int | None = None
+        self.last_challenge_ack: int | None = None
+        # Liveness.
+        self.rcv_tstamp = 0
+        self.lsndtime = 0
+        self.probes_out = 0
+        # Application side.
+        self.sock: Any = None
+        self.orphan = False
+        self.listener: Any = None
+        self.shut_rd = False
+        self.shut_wr = False
+        self.fin_received = False
+        self.error = 0
+        self.tw_mode = False  # Linux's timewait minisocket in substate FIN_WAIT2 (an orphan)
+        self.lingering = False
+        self.closed_cause = ""
+
+    # ----------------------------------------------------------------------------------------------------
+    # helpers
+
+    def _now_ts(self, now: int) -> int:
+        # Linux's TCP timestamp clock ticks in milliseconds, plus the per-connection random offset.
+        return (now // MS + self.ts_offset) & 0xFFFFFFFF
+
+    def set_state(self, new: State, now: int, cause: str) -> None:
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        self.host.on_state_change(self, old, new)
+        if self.host.observed:
+            self.host.emit(StateChanged(now, self.id, old, new, cause))
+
+    def arm(self, name: str, deadline: int, now: int) -> None:
+        self.host.timers.arm(self, name, deadline)
+        if self.host.observed:
+            self.host.emit(TimerArmed(now, self.id, name, deadline))
+
+    def cancel(self, name: str, now: int) -> None:
+        if self.host.timers.cancel(self, name) and self.host.observed:
+            self.host.emit(TimerCancelled(now, self.id, name))
+
+    def cancel_all_timers(self, now: int) -> None:
+        for name in list(self.timers):
+            self.cancel(name, now)
+
+    def socket_event(self, now: int, what: str, detail: str = "") -> None:
+        if self.host.observed:
+            self.host.emit(SocketEvent(now, self.id, what, detail))
+
+    @property
+    def packets_out(self) -> int:
+        return len(self.sq.segs)
+
+    def in_flight(self) -> int:
+        """Segments in the network: sent, not acknowledged, not SACKed and not considered lost."""
+        n = 0
+        for seg in self.sq.segs:
+            if not seg.sacked and not seg.lost:
+                n += 1
+        return n
+
+    def keepalive_time(self) -> int:
+        return (self.opts.keepidle or self.settings.tcp_keepalive_time) * SEC
+
+    def keepalive_intvl(self) -> int:
+        return (self.opts.keepintvl or self.settings.tcp_keepalive_intvl) * SEC
+
+    def keepalive_probes(self) -> int:
+        return self.opts.keepcnt or self.settings.tcp_keepalive_probes
+
+    # ----------------------------------------------------------------------------------------------------
+    # windows and MSS
+
+    def init_rcv_window(self, mss_for_window: int) -> None:
+        """Linux tcp_select_initial_window(): window and scale offered in our SYN or SYN-ACK."""
+        s = self.settings
+        locked = self.opts.rcvbuf is not None
+        space = self.rcvbuf // 2  # tcp_full_space(): half the buffer is window, half overhead
+        clamp = 65535 << TCP_MAX_WSCALE
+        if locked:
+            clamp = space
+        space = min(space, clamp)
+        if space > mss_for_window:
+            space -= space % mss_for_window
+        self.rcv_wnd = min(space, 65535)
+        self.rcv_wscale = 0
+        if s.tcp_window_scaling:
+            big = space if locked else max(space, s.tcp_rmem[2], s.rmem_max)
+            big = min(big, clamp)
+            self.rcv_wscale = max(0, min(big.bit_length() - 1 - 15, TCP_MAX_WSCALE))
+        self.window_clamp = min(65535 << self.rcv_wscale, clamp)
+        self.rcv_ssthresh = self.rcv_wnd
+
+    def init_buffer_space(self) -> None:
+        """Linux tcp_init_buffer_space() at the end of the handshake."""
+        full = self.rcvbuf // 2
+        if self.window_clamp >= full:
+            self.window_clamp = full
+        self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
+
+    def sync_mss(self) -> None:
+        """Effective send MSS (Linux tcp_sync_mss()): path MSS bounded by the peer's, minus our options."""
+        mss = min(self.settings.mtu - 40, self.peer_mss)
+        if self.opts.maxseg:
+            mss = min(mss, self.opts.maxseg)
+        if self.ts_ok:
+            mss -= 12
+        # Linux tcp_bound_to_half_wnd(): never more than half the largest window the peer offered.
+        if self.max_window:
+            cutoff = self.max_window // 2 if self.max_window > TCP_MSS_DEFAULT else self.max_window
+            mss = max(min(mss, cutoff), 68 - 40 - (12 if self.ts_ok else 0))
+        self.mss = max(mss, 1)
+
+    def free_space(self) -> int:
+        return max(0, self.rcvbuf // 2 - len(self.rq.ready) - self.rq.ooo_bytes)
+
+    def receive_window(self) -> int:
+        """Linux tcp_receive_window(): what is left of the window we last advertised."""
+        return max(0, self.rcv_wup + self.rcv_wnd - self.rcv_nxt)
+
+    def _compute_window(self) -> int:
+        """Linux __tcp_select_window(), with window-from-space modelled as half the buffer."""
+        mss = self.rcv_mss
+        free = self.free_space()
+        allowed = self.rcvbuf // 2
+        full = min(self.window_clamp, allowed)
+        if mss > full:
+            mss = full
+            if mss <= 0:
+                return 0
+        unit = 1 << self.rcv_wscale
+        if free < (full >> 1):
+            self.quick = 0
+            free -= free % unit
+            # Receiver silly window avoidance (RFC 9293 §3.8.6.2.2): a window below an MSS (or 1/16 of
+            # the buffer) is advertised as zero.
+            if free < (allowed >> 4) or free < mss:
+                return 0
+        free = min(free, self.rcv_ssthresh)
+        if self.rcv_wscale:
+            return (free + unit - 1) // unit * unit
+        window = self.rcv_wnd
+        if window <= free - mss or window > free:
+            window = free - free % mss if mss else free
+        elif mss == full and free > window + (full >> 1):
+            window = free
+        return window
+
+    def select_window(self) -> int:
+        """The window field for an outgoing segment (Linux tcp_select_window()); never shrinks the window."""
+        cur = self.receive_window()
+        new = self._compute_window()
+        if new < cur:
+            # RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4: do not shrink the window we offered.
+            unit = 1 << self.rcv_wscale
+            new = (cur + unit - 1) // unit * unit
+        self.rcv_wnd = new
+        self.rcv_wup = self.rcv_nxt
+        return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
+
+    # ----------------------------------------------------------------------------------------------------
+    # output
+
+    def _options(self, flags: int, now: int) -> bytes:
+        opts = b""
+        if self.ts_ok:
+            opts = ts_option(self._now_ts(now), self.ts_recent)
+        if self.sack_ok and self.rq.ooo and not flags & RST:
+            limit = 3 if self.ts_ok else 4
+            opts += sack_option([(wrap(a), wrap(b)) for a, b in self.rq.sack_blocks(limit)])
+        return opts
+
+    def _syn_options(self, now: int, *, synack: bool) -> bytes:
+        s = self.settings
+        if synack:
+            ts = (self._now_ts(now), self.ts_recent) if self.ts_ok else None
+            return syn_options(
+                self.advmss, sack=self.sack_ok, ts=ts, wscale=self.rcv_wscale if self.wscale_ok else None
+            )
+        ts = (self._now_ts(now), 0) if s.tcp_timestamps else None
+        return syn_options(
+            self.advmss,
+            sack=bool(s.tcp_sack),
+            ts=ts,
+            wscale=self.rcv_wscale if s.tcp_window_scaling else None,
+        )
+
+    def transmit(
+        self,
+        now: int,
+        seq: int,
+        flags: int,
+        payload: bytes = b"",
+        *,
+        reason: str,
+        options: bytes | None = None,
+    ) -> None:
+        """Put one segment on the wire (via the host's outbox)."""
+        if flags & SYN:
+            window = min(self.rcv_wnd, 65535)  # RFC 7323 §2.2: the SYN's window is never scaled
+            ack = self.rcv_nxt if flags & ACK else 0
+            if options is None:
+                options = self._syn_options(now, synack=bool(flags & ACK))
+        else:
+            flags |= ACK
+            window = self.select_window()
+            ack = self.rcv_nxt
+            if options is None:
+                options = self._options(flags, now)
+        self.host.send_segment(
+            self,
+            self.laddr,
+            self.raddr,
+            self.lport,
+            self.rport,
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+            payload,
+            now,
+            reason,
+        )
+        if flags & ACK:
+            self._ack_sent(now)
+
+    def _ack_sent(self, now: int) -> None:
+        """Linux tcp_event_ack_sent(): any ACK we send satisfies the pending (delayed) ACK."""
+        if self.quick:
+            pkts = 1 if self.ack_pending else 0
+            if pkts >= self.quick:
+                self.quick = 0
+                self.ato = 40 * MS
+            else:
+                self.quick -= pkts
+        self.ack_pending = False
+        self.ack_now = False
+        if "delayed-ack" in self.timers:
+            self.cancel("delayed-ack", now)
+
+    def send_ack(self, now: int, reason: str = "ack") -> None:
+        self.transmit(now, self.snd_nxt, ACK, reason=reason)
+
+    def send_rst(self, now: int, reason: str = "rst") -> None:
+        """An abortive RST from this connection: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> as Linux sends."""
+        self.host.send_segment(
+            self,
+            self.laddr,
+            self.raddr,
+            self.lport,
+            self.rport,
+            self.snd_nxt,
+            self.rcv_nxt,
+            RST | ACK,
+            0,
+            b"",
+            b"",
+            now,
+            reason,
+        )
+
+    def _rate_limited(self, now: int, attr: str) -> bool:
+        """Linux __tcp_oow_rate_limited(): at most one such reply per tcp_invalid_ratelimit ms."""
+        last = getattr(self, attr)
+        if last is not None and 0 <= now - last < self.settings.tcp_invalid_ratelimit * MS:
+            return True
+        setattr(self, attr, now)
+        return False
+
+    def send_dupack(self, seg: Segment, now: int, reason: str = "dup-ack") -> None:
+        """Answer an unacceptable segment with an ACK (RFC 9293 §3.10.7.4 first check)."""
+        # Linux tcp_oow_rate_limited(): only segments without data (or with SYN) are rate-limited.
+        if (not seg.payload or seg.flags & SYN) and self._rate_limited(now, "last_oow_ack"):
+            self.host.drop(seg, "ack-rate-limited", now, self.id)
+            return
+        self.enter_quickack()
+        self.send_ack(now, reason)
+
+    def send_challenge_ack(self, now: int) -> None:
+        """RFC 5961 §3.2/§4.2 challenge ACK, rate-limited per connection (Linux: 1 per 500 ms)."""
+        if self._rate_limited(now, "last_challenge_ack"):
+            return
+        if self.host.challenge_ack_budget(now):
+            self.send_ack(now, "challenge-ack")
+
+    def _cwnd_event(self, now: int, cause: str) -> None:
+        if self.host.observed:
+            ss = self.cc.ssthresh if self.cc.ssthresh != INFINITE_SSTHRESH else -1
+            self.host.emit(CwndChanged(now, self.id, self.cc.cwnd, ss, cause))
+
+    def output(self, now: int) -> None:
+        """Send what the windows allow: lost segments first, then new data and the FIN (tcp_write_xmit())."""
+        if self.state not in _SENDING:
+            return
+        sq = self.sq
+        if self.in_loss or self.recovery_point is not None:
+            self._retransmit_lost(now)
+        window_limited = False
+        while True:
+            seq = self.snd_nxt
+            data_left = sq.write_seq - seq
+            fin_pending = sq.fin_seq is not None and seq <= sq.fin_seq
+            if data_left <= 0 and not fin_pending:
+                break
+            size = min(self.mss, max(data_left, 0))
+            fin = fin_pending and seq + size == sq.write_seq
+            if size > 0 or not fin:
+                if self.in_flight() >= self.cc.cwnd:
+                    break
+                if seq + size > self.snd_una + self.snd_wnd:
+                    window_limited = True
+                    break
+                # Nagle (RFC 9293 §3.7.4) with Minshall's refinement, as Linux tcp_nagle_check().
+                if (
+                    size < self.mss
+                    and not fin
+                    and not self.opts.nodelay
+                    and self.packets_out
+                    and self.snd_una < self.snd_sml <= self.snd_nxt
+                ):
+                    break
+            flags = ACK
+            if size and sq.push_in(seq, seq + size):
+                flags |= PSH
+            if fin:
+                flags |= FIN
+            end = seq + size + (1 if fin else 0)
+            self._send_new(now, seq, end, flags, size)
+        if window_limited and not self.packets_out and "persist" not in self.timers:
+            # Linux tcp_check_probe_timer(): nothing in flight and the window is closed: probe it.
+            self.arm("persist", now + self._probe0_when(), now)
+
+    def _send_new(self, now: int, seq: int, end: int, flags: int, size: int) -> None:
+        payload = self.sq.data(seq, seq + size)
+        first = not self.sq.segs
+        self.sq.record(seq, end, flags, now)
+        self.snd_nxt = end
+        self.max_packets_out = max(self.max_packets_out, self.packets_out)
+        if size < self.mss:
+            self.snd_sml = end
+        self.transmit(now, seq, flags, payload, reason="fin" if flags & FIN and not size else "data")
+        self._data_sent(now)
+        if first or "retransmit" not in self.timers:
+            self.arm("retransmit", now + self.rtt.rto, now)
+        if "persist" in self.timers:
+            self.cancel("persist", now)
+
+    def _data_sent(self, now: int) -> None:
+        """Linux tcp_event_data_sent(): a reply within ATO of the last data received means ping-pong."""
+        self.lsndtime = now
+        if self.ato and now - self.lrcvtime < self.ato:
+            self.pingpong += 1
+
+    def _retransmit_segment(self, seg: SentSegment, now: int, reason: str) -> None:
+        sq = self.sq
+        # Collapse small following segments into this one when they fit (tcp_retrans_try_collapse()).
+        while seg.flags & SYN == 0:
+            idx = sq.segs.index(seg)
+            if idx + 1 >= len(sq.segs):
+                break
+            nxt = sq.segs[idx + 1]
+            if nxt.sacked or nxt.retrans or nxt.flags & SYN or (nxt.end - seg.start) > self.mss:
+                break
+            if seg.flags & FIN:
+                break
+            seg.end = nxt.end
+            seg.flags |= nxt.flags
+            del sq.segs[idx + 1]
+        if seg.flags & SYN:
+            self.transmit(
+                now, seg.start, seg.flags | (ACK if self.state is State.SYN_RCVD else 0), reason=reason
+            )
+        else:
+            data_end = min(seg.end, sq.write_seq)
+            payload = sq.data(seg.start, data_end)
+            self.transmit(now, seg.start, ACK | (seg.flags & (FIN | PSH)), payload, reason=reason)
+        if self.retrans_stamp is None:
+            self.retrans_stamp = seg.first_sent
+        seg.retrans += 1
+        seg.sent_at = now
+        seg.lost = False
+        self.total_retrans += 1
+
+    def _retransmit_lost(self, now: int) -> None:
+        for seg in list(self.sq.segs):
+            if self.in_flight() >= self.cc.cwnd:
+                return
+            if seg.lost and not seg.sacked:
+                self._retransmit_segment(seg, now, "retransmit")
+
+    def _probe0_when(self) -> int:
+        base = max(self.rtt.rto, self.settings.tcp_rto_min_ms * MS)
+        return min(base << self.backoff, self.settings.tcp_rto_max_ms * MS)
+
+    # ----------------------------------------------------------------------------------------------------
+    # active open
+
+    def connect(self, now: int) -> None:
+        """RFC 9293 §3.10.1 OPEN (active): choose ISS, send SYN, enter SYN_SENT."""
+        host = self.host
+        self.iss = host.isn.isn(self.laddr, self.lport, self.raddr, self.rport, now)
+        if host.reuse_isn is not None:
+            self.iss, host.reuse_isn = host.reuse_isn, None
+        self._start_active(now)
+
+    def _start_active(self, now: int) -> None:
+        self.snd_una = self.iss
+        self.snd_nxt = self.iss + 1
+        self.sq.reset_base(self.iss + 1)
+        self.init_rcv_window(self.advmss)
+        self.set_state(State.SYN_SENT, now, "connect()")
+        self.sq.segs.append(SentSegment(self.iss, self.iss + 1, SYN, now))
+        self.transmit(now, self.iss, SYN, reason="syn")
+        self.arm("retransmit", now + self.rtt.rto, now)
+
+    # ----------------------------------------------------------------------------------------------------
+    # input
+
+    def on_segment(self, seg: Segment, now: int) -> str | None:
+        """Process one segment addressed to this connection. Returns "reopen" when a SYN legitimately
+        reopens a TIME_WAIT connection (the host then hands the SYN to the listener)."""
+        st = self.state
+        if st is State.SYN_SENT:
+            self._rcv_synsent(seg, now)
+            return None
+        if st is State.TIME_WAIT or self.tw_mode:
+            return self._rcv_timewait(seg, now)
+        if st is State.CLOSED:
+            self.host.drop(seg, "connection-closed", now, self.id)
+            return None
+        self._rcv_synchronized(seg, now)
+        return None
+
+    def _paws_reject(self, seg: Segment, now: int) -> bool:
+        """RFC 7323 §5.3 PAWS: a TSval older than TS.Recent marks an old duplicate."""
+        if not self.ts_ok or seg.ts_val is None or not self.ts_recent_stamp:
+            return False
+        diff = (self.ts_recent - seg.ts_val) & 0xFFFFFFFF
+        if diff == 0 or diff >= 0x80000000 or diff <= TCP_PAWS_WINDOW:
+            return False
+        # RFC 7323 §5.5: TS.Recent older than 24 days is invalid.
+        return now - self.ts_recent_stamp < 24 * 86400 * SEC
+
+    def _rcv_synsent(self, seg: Segment, now: int) -> None:
+        """RFC 9293 §3.10.7.3 SYN-SENT, with Linux tcp_rcv_synsent_state_process() details."""
+        flags = seg.flags
+        if flags & ACK:
+            ack = unwrap(seg.ack, self.snd_una)
+            if ack <= self.iss or ack > self.snd_nxt:
+                # An old duplicate SYN-ACK (or a stray ACK): <SEQ=SEG.ACK><CTL=RST> unless it is a RST.
+                if not flags & RST:
+                    self.host.drop(seg, "unacceptable-ack-in-syn-sent", now, self.id)
+                    self.host.send_reset_for(seg, now, "rst-bad-synack")
+                else:
+                    self.host.drop(seg, "unacceptable-rst-in-syn-sent", now, self.id)
+                return
+            if (
+                self.settings.tcp_timestamps
+                and seg.ts_ecr
+                and self.retrans_stamp is None
+                and not self._ecr_plausible(seg.ts_ecr, now)
+            ):
+                self.host.drop(seg, "bad-ts-ecr-in-syn-sent", now, self.id)
+                self.host.send_reset_for(seg, now, "rst-bad-synack")
+                return
+        if flags & RST:
+            if flags & ACK:
+                # RFC 9293: "error: connection reset"; Linux reports ECONNREFUSED for a RST to our SYN.
+                self._reset(now, errno.ECONNREFUSED, "RST in SYN_SENT: connection refused")
+            else:
+                self.host.drop(seg, "rst-without-ack-in-syn-sent", now, self.id)
+            return
+        if not flags & SYN:
+            self.host.drop(seg, "no-syn-in-syn-sent", now, self.id)
+            return
+        self.irs = seg.seq
+        self.rcv_nxt = self.irs + 1
+        self.rcv_wup = self.rcv_nxt
+        self._negotiate(seg, ours_from_settings=True)
+        self.ts_recent = seg.ts_val or 0
+        self.ts_recent_stamp = now if seg.ts_val is not None else 0
+        if flags & ACK:
+            # SYN-ACK acceptable: ESTABLISHED.
+            ack = unwrap(seg.ack, self.snd_una)
+            self._syn_acked(seg, ack, now)
+            self.snd_wnd = seg.window  # RFC 7323 §2.2: the window of a SYN is never scaled
+            self.snd_wl1 = seg.seq
+            self.snd_wl2 = ack
+            self.max_window = max(self.max_window, self.snd_wnd)
+            self.sync_mss()
+            self.init_buffer_space()
+            self.set_state(State.ESTABLISHED, now, "SYN-ACK received")
+            self.socket_event(now, "connected")
+            self.rcv_tstamp = now
+            self._start_keepalive(now)
+            # Linux acks the SYN-ACK at once (no delayed ACK here in the default case).
+            self.send_ack(now, "ack")
+            self.output(now)
+        else:
+            # Simultaneous open (RFC 9293 Figure 8): SYN_SENT -> SYN_RCVD, send SYN-ACK with our ISS.
+            self.snd_wnd = seg.window
+            self.snd_wl1 = seg.seq
+            self.set_state(State.SYN_RCVD, now, "SYN received in SYN_SENT (simultaneous open)")
+            head = self.sq.segs[0] if self.sq.segs else None
+            if head is not None:
+                head.flags = SYN
+            self.transmit(
+                now, self.iss, SYN | ACK, reason="syn-ack", options=self._synack_options_simopen(now)
+            )
+
+    def _synack_options_simopen(self, now: int) -> bytes:
+        ts = (self._now_ts(now), self.ts_recent) if self.ts_ok else None
+        return syn_options(
+            self.advmss, sack=self.sack_ok, ts=ts, wscale=self.rcv_wscale if self.wscale_ok else None
+        )
+
+    def _ecr_plausible(self, ecr: int, now: int) -> bool:
+        # Linux: the echoed TS must lie between our SYN's send time and now.
+        head = self.sq.segs[0] if self.sq.segs else None
+        start = self._now_ts(head.first_sent if head else now)
+        return ((ecr - start) & 0xFFFFFFFF) <= ((self._now_ts(now) - start) & 0xFFFFFFFF)
+
+    def _negotiate(self, seg: Segment, *, ours_from_settings: bool) -> None:
+        """Options are used only if both SYNs carried them (RFC 7323 §1.3, §2.2; RFC 2018 §2)."""
+        s = self.settings
+        self.peer_mss = seg.mss if seg.mss else TCP_MSS_DEFAULT
+        self.sack_ok = bool(s.tcp_sack and seg.sack_permitted)
+        self.ts_ok = bool(s.tcp_timestamps and seg.ts_val is not None)
+        if not self.ts_ok:
+            self.ts_offset = 0 if s.tcp_timestamps != 1 else self.ts_offset
+        if s.tcp_window_scaling and seg.wscale is not None:
+            self.wscale_ok = True
+            # RFC 7323 §2.3: a shift above 14 is used as 14.
+            self.snd_wscale = min(seg.wscale, TCP_MAX_WSCALE)
+        else:
+            self.wscale_ok = False
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+            self.window_clamp = min(self.window_clamp, 65535)
+
+    def _syn_acked(self, seg: Segment, ack: int, now: int) -> None:
+        head = self.sq.segs.popleft() if self.sq.segs else None
+        self.snd_una = ack
+        if head is not None and head.retrans == 0:
+            self._rtt_sample(now - head.sent_at, now)
+        elif self.ts_ok and seg.ts_ecr:
+            self._rtt_sample(((self._now_ts(now) - seg.ts_ecr) & 0xFFFFFFFF) * MS, now)
+        else:
+            # RFC 6298 §5.7 / Linux tcp_init_metrics(): a retransmitted SYN with no sample -> RTO 3 s.
+            self.rtt.rto = TCP_TIMEOUT_FALLBACK
+        if self.total_retrans > 1 or (head is not None and head.retrans):
+            self.syn_retransmitted = True
+            # Linux tcp_init_transfer(): cwnd 1 after a retransmitted SYN or SYN-ACK (RFC 5681 §3.1).
+            self.cc.cwnd = 1
+        self.backoff = 0
+        self.retransmits = 0
+        self.total_rto = 0
+        self.retrans_stamp = None
+        self.cancel("retransmit", now)
+
+    def _rtt_sample(self, rtt: int, now: int) -> None:
+        self.rtt.sample(rtt)
+        if self.host.observed:
+            r = self.rtt
+            self.host.emit(RttSample(now, self.id, rtt, r.srtt, r.rttvar, r.rto))
+
+    def _rcv_synchronized(self, seg: Segment, now: int) -> None:
+        """RFC 9293 §3.10.7.4 (SYN-RECEIVED and the synchronized states)."""
+        flags = seg.flags
+        seq = unwrap(seg.seq, self.rcv_nxt)
+        seg_len = len(seg.payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        end = seq + seg_len
+        # RFC 7323 §5.3: PAWS first; a RST is still accepted.
+        if self._paws_reject(seg, now) and not flags & RST:
+            self.host.drop(seg, "paws", now, self.id)
+            self.send_dupack(seg, now)
+            return
+        # First: sequence number acceptable? (Linux tcp_sequence())
+        if end < self.rcv_wup or seq > self.rcv_nxt + self.receive_window():
+            self.host.drop(seg, "out-of-window", now, self.id)
+            if not flags & RST:
+                if flags & SYN:
+                    self.send_challenge_ack(now)
+                else:
+                    self.send_dupack(seg, now)
+            return
+        # Second: RST (RFC 5961 §3.2).
+        if flags & RST:
+            exact = seq == self.rcv_nxt or (
+                seq == self.rcv_nxt - 1 and self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING)
+            )
+            if not exact and self.sack_ok and self.rq.ooo:
+                last = self.rq.ooo[-1]
+                exact = seq == last[0] + len(last[1])
+            if exact:
+                self._on_rst(now)
+            else:
+                self.host.drop(seg, "rst-in-window-challenged", now, self.id)
+                self.send_challenge_ack(now)
+            return
+        # Fourth: SYN in a synchronized state -> challenge ACK (RFC 5961 §4.2), except the SYN-ACK that
+        # completes a simultaneous open.
+        if flags & SYN:
+            simopen_synack = (
+                self.state is State.SYN_RCVD
+                and flags & ACK
+                and seg_len == 1
+                and seq + 1 == self.rcv_nxt
+                and unwrap(seg.ack, self.snd_una) == self.snd_nxt
+            )
+            if not simopen_synack:
+                self.host.drop(seg, "syn-in-synchronized-state", now, self.id)
+                self.send_challenge_ack(now)
+                return
+            seq += 1  # the SYN's sequence number is already consumed
+        # Fifth: ACK off -> drop.
+        if not flags & ACK:
+            self.host.drop(seg, "no-ack", now, self.id)
+            return
+        # RFC 7323 §4.3 (Linux tcp_replace_ts_recent()): remember TSval of in-window segments.
+        if (
+            self.ts_ok
+            and seg.ts_val is not None
+            and seq <= self.rcv_wup
+            and (((seg.ts_val - self.ts_recent) & 0xFFFFFFFF) < 0x80000000 or not self.ts_recent_stamp)
+        ):
+            self.ts_recent = seg.ts_val
+            self.ts_recent_stamp = now
+        verdict = self._process_ack(seg, seq, now)
+        if verdict == "discard":
+            return
+        if verdict == "reset":
+            self.host.send_reset_for(seg, now, "rst-bad-ack")
+            return
+        st = self.state
+        if st is State.CLOSED:
+            return
+        # Seventh: segment text; eighth: FIN.
+        data_or_fin = bool(seg.payload) or bool(flags & FIN)
+        if data_or_fin:
+            if st in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK) and seq >= self.rcv_nxt:
+                # The peer already sent its FIN: later data is ignored (Linux: "break").
+                self.host.drop(seg, "data-after-fin", now, self.id)
+            elif (
+                st in (State.FIN_WAIT_1, State.FIN_WAIT_2)
+                and self.shut_rd
+                and seq + len(seg.payload) > self.rcv_nxt
+                and seg.payload
+            ):
+                # Linux: new data after the application closed its reading side -> reset the connection.
+                self.host.drop(seg, "data-after-close", now, self.id)
+                self.send_rst(now, "rst-data-after-close")
+                self._done(now, "new data arrived after close()", error=0)
+                return
+            else:
+                self._data_queue(seg, seq, now)
+        if self.state is State.CLOSED:
+            return
+        self.output(now)
+        self._ack_check(now)
+
+    def _process_ack(self, seg: Segment, seq: int, now: int) -> str:
+        """RFC 9293 §3.10.7.4 fifth check, as Linux tcp_ack(). Returns "ok", "discard" or "reset"."""
+        ack = unwrap(seg.ack, self.snd_una)
+        st = self.state
+        if ack > self.snd_nxt:
+            # Linux drops an ACK of data never sent, without replying (RFC 9293 says to ACK it).
+            self.host.drop(seg, "ack-of-unsent-data", now, self.id)
+            return "reset" if st is State.SYN_RCVD else "discard"
+        if ack < self.snd_una:
+            if st is State.SYN_RCVD:
+                self.host.drop(seg, "bad-ack-in-syn-rcvd", now, self.id)
+                return "reset"
+            # RFC 5961 §5.2: an ACK too old to be in the peer's window gets a challenge ACK.
+            if ack < self.snd_una - max(self.max_window, 1):
+                self.host.drop(seg, "ack-too-old", now, self.id)
+                self.send_challenge_ack(now)
+                return "discard"
+            return "ok"  # an old duplicate ACK: ignore the ACK field, process the rest
+        if st is State.SYN_RCVD:
+            # RFC 9293: SYN-RECEIVED + acceptable ACK -> ESTABLISHED (simultaneous open path).
+            self._syn_acked(seg, ack, now)
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            self.max_window = max(self.max_window, self.snd_wnd)
+            self.sync_mss()
+            self.init_buffer_space()
+            self.set_state(State.ESTABLISHED, now, "ACK of our SYN")
+            self.socket_event(now, "connected")
+        nwin = seg.window << self.snd_wscale
+        prior_una = self.snd_una
+        prior_wnd = self.snd_wnd
+        # RFC 9293 §3.10.7.4: update the send window only from newer segments (SND.WL1/SND.WL2).
+        if ack > self.snd_una or seq > self.snd_wl1 or (seq == self.snd_wl1 and nwin > self.snd_wnd):
+            if self.snd_wnd != nwin:
+                self.snd_wnd = nwin
+                if nwin > self.max_window:
+                    self.max_window = nwin
+                    self.sync_mss()
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+        self.probes_out = 0
+        self.rcv_tstamp = now
+        if ack > prior_una:
+            self._new_ack(seg, ack, now)
+        elif (
+            ack == prior_una
+            and self.packets_out
+            and not seg.payload
+            and not seg.flags & (SYN | FIN)
+            and nwin == prior_wnd
+        ):
+            self._dupack(now)
+        if self.snd_wnd and "persist" in self.timers:
+            # Linux tcp_ack_probe(): the window opened, stop probing.
+            self.cancel("persist", now)
+            self.backoff = 0
+        # State changes driven by the ACK of our FIN.
+        fin_acked = self.sq.fin_seq is not None and self.snd_una > self.sq.fin_seq
+        st = self.state
+        if fin_acked:
+            if st is State.FIN_WAIT_1:
+                self.set_state(State.FIN_WAIT_2, now, "ACK of our FIN")
+                self.cancel("linger", now)
+                self.lingering = False
+                if self.orphan:
+                    data_beyond = seg.payload and seq + len(seg.payload) > self.rcv_nxt
+                    if data_beyond:
+                        self.host.drop(seg, "data-after-close", now, self.id)
+                        self.send_rst(now, "rst-data-after-close")
+                        self._done(now, "new data arrived after close()", error=0)
+                        return "discard"
+                    self._orphan_fin_wait_2(now, fin_in_segment=bool(seg.flags & FIN))
+            elif st is State.CLOSING:
+                self.cancel("linger", now)
+                self._enter_time_wait(now, "ACK of our FIN in CLOSING")
+                return "discard"
+            elif st is State.LAST_ACK:
+                self.cancel("linger", now)
+                self._done(now, "ACK of our FIN in LAST_ACK", error=0)
+                return "discard"
+        return "ok"
+
+    def _new_ack(self, seg: Segment, ack: int, now: int) -> None:
+        acked = self.sq.acknowledge(ack)
+        self.snd_una = ack
+        # Karn's rule (RFC 6298 §3): sample only from a segment never retransmitted; fall back to TSecr.
+        sample = None
+        for s in reversed(acked):
+            if s.retrans == 0:
+                sample = now - s.sent_at
+                break
+        if sample is None and self.ts_ok and seg.ts_ecr and not any(s.retrans for s in acked[-1:]):
+            sample = ((self._now_ts(now) - seg.ts_ecr) & 0xFFFFFFFF) * MS
+        if sample is not None:
+            self._rtt_sample(sample, now)
+        self.backoff = 0
+        self.retransmits = 0
+        self.retrans_stamp = None
+        n_acked = len(acked)
+        if self.recovery_point is not None:
+            if ack >= self.recovery_point:
+                # RFC 6582 §3.2 step 3 (full ACK): deflate to ssthresh and leave recovery.
+                self.cc.cwnd = max(min(self.cc.ssthresh, self.in_flight() + 1), 1)
+                self.recovery_point = None
+                self.dupacks = 0
+                self._cwnd_event(now, "recovery-end")
+            else:
+                # Partial ACK: retransmit the next hole, deflate by the amount acked, plus one.
+                self.cc.cwnd = max(self.cc.cwnd - n_acked + 1, 1)
+                if self.sq.segs:
+                    self._retransmit_segment(self.sq.segs[0], now, "fast-retransmit")
+                self._cwnd_event(now, "partial-ack")
+        else:
+            self.dupacks = 0
+            if self.in_loss and all(not s.lost for s in self.sq.segs):
+                self.in_loss = False
+            before = self.cc.cwnd
+            cwnd_limited = (
+                self.cc.cwnd < 2 * self.max_packets_out if self.cc.in_slow_start else self._cwnd_limited
+            )
+            self.cc.on_ack(n_acked, cwnd_limited)
+            if self.cc.cwnd != before:
+                self._cwnd_event(now, "ack")
+        self.max_packets_out = self.packets_out
+        if self.sq.segs:
+            self.arm("retransmit", now + self.rtt.rto, now)
+        elif "retransmit" in self.timers:
+            self.cancel("retransmit", now)
+
+    @property
+    def _cwnd_limited(self) -> bool:
+        return self.in_flight() >= self.cc.cwnd
+
+    def _dupack(self, now: int) -> None:
+        """RFC 5681 §3.2 / RFC 6582: count duplicate ACKs; the third triggers fast retransmit."""
+        self.dupacks += 1
+        if self.recovery_point is not None:
+            self.cc.cwnd += 1  # window inflation for each further duplicate ACK
+            return
+        if self.dupacks == 3 and self.sq.segs:
+            self.cc.ssthresh = self.cc.ssthresh_on_loss(self.packets_out)
+            self.cc.cwnd = self.cc.ssthresh + 3
+            self.recovery_point = self.snd_nxt
+            self._retransmit_segment(self.sq.segs[0], now, "fast-retransmit")
+            self._cwnd_event(now, "fast-retransmit")
+
+    def _data_queue(self, seg: Segment, seq: int, now: int) -> None:
+        """Linux tcp_data_queue(): in-order data to the application, the rest kept or re-ACKed."""
+        payload = seg.payload
+        fin = bool(seg.flags & FIN)
+        data_end = seq + len(payload)
+        rcv_nxt = self.rcv_nxt
+        if seq == rcv_nxt:
+            if payload and self.receive_window() == 0:
+                self.host.drop(seg, "zero-window", now, self.id)
+                self.enter_quickack()
+                self.ack_pending = True
+                self.ack_now = True
+                return
+            if payload:
+                self.rq.ready += payload
+                self.rcv_nxt = data_end
+                self._event_data_recv(len(payload), now)
+            had_ooo = bool(self.rq.ooo)
+            if had_ooo:
+                self.rcv_nxt = self.rq.pull(self.rcv_nxt)
+                if not self.rq.ooo:
+                    # RFC 5681 §4.2: ACK at once when a gap is filled.
+                    self.ack_now = True
+            if self.ooo_fin is not None and self.ooo_fin == self.rcv_nxt and not fin:
+                fin = True
+                self.ooo_fin = None
+            if fin:
+                self._on_fin(now)
+            if payload:
+                self.socket_event(now, "readable", f"{len(self.rq.ready)} bytes buffered")
+            return
+        if data_end + (1 if fin else 0) <= rcv_nxt:
+            # A retransmission of what we already have: ACK at once (Linux tcp_send_dupack()).
+            self.host.drop(seg, "duplicate", now, self.id)
+            self.enter_quickack()
+            self.ack_pending = True
+            self.ack_now = True
+            return
+        if seq < rcv_nxt:
+            # Partial overlap: keep the new part.
+            payload = payload[rcv_nxt - seq :]
+            seq = rcv_nxt
+            if self.receive_window() == 0:
+                self.host.drop(seg, "zero-window", now, self.id)
+                self.enter_quickack()
+                self.ack_now = True
+                self.ack_pending = True
+                return
+            self.rq.ready += payload
+            self.rcv_nxt = seq + len(payload)
+            self._event_data_recv(len(payload), now)
+            if self.rq.ooo:
+                self.rcv_nxt = self.rq.pull(self.rcv_nxt)
+            if fin or (self.ooo_fin is not None and self.ooo_fin == self.rcv_nxt):
+                self.ooo_fin = None
+                self._on_fin(now)
+            return
+        # Out of order: beyond RCV.NXT. Keep it (if it fits the window) and ACK at once with SACK.
+        if seq >= rcv_nxt + self.receive_window():
+            self.host.drop(seg, "beyond-window", now, self.id)
+            self.ack_pending = True
+            self.ack_now = True
+            return
+        if payload:
+            self.rq.add_out_of_order(seq, bytes(payload))
+        if fin:
+            self.ooo_fin = data_end
+        self.ack_pending = True
+        self.ack_now = True
+
+    def _event_data_recv(self, length: int, now: int) -> None:
+        """Linux tcp_event_data_recv(): the delayed-ACK engine's clock (ATO) and quick-ACK mode."""
+        self.ack_pending = True
+        # tcp_measure_rcv_mss(): the peer's segment size as we see it.
+        if length >= self.rcv_mss:
+            self.rcv_mss = min(length, self.window_clamp or length)
+        if not self.ato:
+            # The first data segment: start in quick-ACK mode (TCP_MAX_QUICKACKS).
+            self.incr_quickack(TCP_MAX_QUICKACKS)
+            self.ato = 40 * MS
+        else:
+            m = now - self.lrcvtime
+            if m <= 20 * MS:
+                self.ato = (self.ato >> 1) + 20 * MS
+            elif m < self.ato:
+                self.ato = min((self.ato >> 1) + m, self.rtt.rto)
+            elif m > self.rtt.rto:
+                self.incr_quickack(TCP_MAX_QUICKACKS)
+        self.lrcvtime = now
+        if length >= 128:
+            self._grow_window(length)
+
+    def _grow_window(self, length: int) -> None:
+        """Linux tcp_grow_window(): raise rcv_ssthresh as the peer shows it sends full segments."""
+        if self.rcv_ssthresh >= self.window_clamp or self.rcv_ssthresh >= self.free_space():
+            return
+        incr = 2 * self.advmss if length >= 640 else 2 * self.rcv_mss
+        self.rcv_ssthresh = min(self.rcv_ssthresh + incr, self.window_clamp)
+
+    def incr_quickack(self, max_quickacks: int) -> None:
+        quickacks = self.rcv_wnd // (2 * max(self.rcv_mss, 1)) or 2
+        quickacks = min(quickacks, max_quickacks)
+        if quickacks > self.quick:
+            self.quick = quickacks
+
+    def enter_quickack(self) -> None:
+        """Linux tcp_enter_quickack_mode(): ACK the next segments at once, leave ping-pong mode."""
+        self.incr_quickack(TCP_MAX_QUICKACKS)
+        self.pingpong = 0
+        self.ato = 40 * MS
+
+    def in_quickack_mode(self) -> bool:
+        return self.quick > 0 and self.pingpong < 1
+
+    def _on_fin(self, now: int) -> None:
+        """RFC 9293 §3.10.7.4 eighth check, as Linux tcp_fin()."""
+        self.fin_received = True
+        self.rcv_nxt += 1
+        self.ack_pending = True
+        st = self.state
+        self.socket_event(now, "eof", "peer sent FIN")
+        if st in (State.SYN_RCVD, State.ESTABLISHED):
+            self.set_state(State.CLOSE_WAIT, now, "FIN received")
+            # Linux enters ping-pong mode: the ACK of a FIN is delayed, hoping to ride on our FIN.
+            self.pingpong = max(self.pingpong, 1)
+        elif st is State.FIN_WAIT_1:
+            # Simultaneous close: ACK at once, CLOSING.
+            self.send_ack(now)
+            self.set_state(State.CLOSING, now, "FIN received in FIN_WAIT_1 (simultaneous close)")
+        elif st is State.FIN_WAIT_2:
+            self.send_ack(now)
+            self._enter_time_wait(now, "FIN received in FIN_WAIT_2")
+
+    def _ack_check(self, now: int) -> None:
+        """Linux __tcp_ack_snd_check(): ACK now, or arm the delayed-ACK timer."""
+        if not self.ack_pending or self.state is State.CLOSED or self.state is State.TIME_WAIT:
+            return
+        more_than_one_full = (
+            self.rcv_nxt - self.rcv_wup > self.rcv_mss and self._compute_window() >= self.rcv_wnd
+        )
+        if more_than_one_full or self.in_quickack_mode() or self.ack_now:
+            self.send_ack(now)
+            return
+        self._send_delayed_ack(now)
+
+    def _send_delayed_ack(self, now: int) -> None:
+        """Linux tcp_send_delayed_ack()."""
+        ato = self.ato or 40 * MS
+        delack_min = self.settings.tcp_delack_min_ms * MS
+        delack_max = self.settings.tcp_delack_max_ms * MS
+        if ato > delack_min:
+            max_ato = delack_max if self.pingpong >= 1 else SEC // 2
+            if self.rtt.has_sample:
+                max_ato = min(max_ato, max(self.rtt.srtt, delack_min))
+            ato = min(ato, max_ato)
+        ato = min(ato, delack_max)
+        deadline = now + ato
+        current = self.timers.get("delayed-ack")
+        if current is not None:
+            if current <= now + (ato >> 2):
+                self.send_ack(now)
+                return
+            deadline = min(deadline, current)
+        self.arm("delayed-ack", deadline, now)
+
+    # ----------------------------------------------------------------------------------------------------
+    # closing
+
+    def _orphan_fin_wait_2(self, now: int, *, fin_in_segment: bool) -> None:
+        """An orphan reaching FIN_WAIT_2 lives at most tcp_fin_timeout (Linux tcp_fin_time())."""
+        rto = self.rtt.rto
+        tmo = max(self.settings.tcp_fin_timeout * SEC, (rto << 2) - (rto >> 1))
+        if not fin_in_segment:
+            if not self._tw_bucket_available():
+                self._done(now, "tcp_max_tw_buckets reached: FIN_WAIT_2 dropped", error=0)
+                return
+            self.tw_mode = True
+            self._release_send_side(now)
+        self.arm("fin-wait-2", now + tmo, now)
+
+    def _tw_bucket_available(self) -> bool:
+        return self.host.tw_count() < self.settings.tcp_max_tw_buckets
+
+    def _release_send_side(self, now: int) -> None:
+        for name in ("retransmit", "persist", "delayed-ack", "keepalive", "linger"):
+            if name in self.timers:
+                self.cancel(name, now)
+
+    def _enter_time_wait(self, now: int, cause: str) -> None:
+        """Linux tcp_time_wait(): keep the 4-tuple for 2*MSL, or close at once if no bucket is free."""
+        self.tw_mode = False
+        if not self._tw_bucket_available():
+            # Linux: "TCP: time wait bucket table overflow" -> the connection simply disappears.
+            self._done(now, "tcp_max_tw_buckets reached: TIME_WAIT skipped", error=0)
+            return
+        self.cancel_all_timers(now)
+        self.set_state(State.TIME_WAIT, now, cause)
+        self.tw_since = now
+        self.arm("time-wait", now + self.settings.tcp_timewait_len * SEC, now)
+
+    def _rcv_timewait(self, seg: Segment, now: int) -> str | None:
+        """Linux tcp_timewait_state_process() for TIME_WAIT and an orphan's FIN_WAIT_2."""
+        flags = seg.flags
+        seq = unwrap(seg.seq, self.rcv_nxt)
+        end = seq + seg.seg_len
+        paws = self._paws_reject(seg, now)
+        if self.tw_mode and self.state is State.FIN_WAIT_2:
+            in_window = seq <= self.rcv_nxt + self.rcv_wnd and end >= self.rcv_nxt
+            if paws or not in_window:
+                self._tw_ack(seg, now)
+                return None
+            if flags & RST:
+                self._done(now, "RST in FIN_WAIT_2", error=0)
+                return None
+            if flags & SYN and seq >= self.rcv_nxt:
+                self.host.send_reset_for(seg, now, "rst-syn-in-fin-wait-2")
+                return None
+            if not flags & ACK or end <= self.rcv_nxt or end == seq:
+                self.host.drop(seg, "duplicate", now, self.id)
+                return None
+            if not flags & FIN or end != self.rcv_nxt + 1:
+                # New data after a half-duplex close: reset.
+                self.host.send_reset_for(seg, now, "rst-data-after-close")
+                self._done(now, "new data arrived after close()", error=0)
+                return None
+            # The FIN: enter the real TIME_WAIT and ACK it.
+            self.rcv_nxt = end
+            self.fin_received = True
+            if seg.ts_val is not None and self.ts_ok:
+                self.ts_recent, self.ts_recent_stamp = seg.ts_val, now
+            self.send_ack(now)
+            self._enter_time_wait(now, "FIN received in FIN_WAIT_2")
+            return None
+        # Real TIME_WAIT.
+        if not paws and seq == self.rcv_nxt and (end == seq or flags & RST):
+            # In-window segment: may be only a RST or a bare ACK.
+            if flags & RST:
+                if self.settings.tcp_rfc1337 == 0:
+                    # RFC 1337 "TIME_WAIT assassination" is what Linux allows by default.
+                    self._done(now, "RST in TIME_WAIT (tcp_rfc1337=0)", error=0)
+                    return None
+            else:
+                self.arm("time-wait", now + self.settings.tcp_timewait_len * SEC, now)
+            if seg.ts_val is not None and self.ts_ok:
+                self.ts_recent, self.ts_recent_stamp = seg.ts_val, now
+            self.host.drop(seg, "time-wait-bare-ack", now, self.id)
+            return None
+        if flags & SYN and not flags & (RST | ACK) and not paws:
+            newer_ts = (
+                self.ts_ok
+                and seg.ts_val is not None
+                and ((seg.ts_val - self.ts_recent) & 0xFFFFFFFF) not in (0,)
+                and ((seg.ts_val - self.ts_recent) & 0xFFFFFFFF) < 0x80000000
+            )
+            if seq > self.rcv_nxt or newer_ts:
+                # RFC 9293 §3.10.7.4 note / RFC 6191: a new incarnation may reuse the 4-tuple.
+                self.host.reopen_isn = self.snd_nxt + 65535 + 2
+                self._done(now, "new SYN reopens the TIME_WAIT 4-tuple", error=0)
+                return "reopen"
+        if not flags & RST:
+            # Old duplicates: ACK them; restart 2MSL on anything with ACK (or a PAWS reject).
+            if paws or flags & ACK:
+                self.arm("time-wait", now + self.settings.tcp_timewait_len * SEC, now)
+            self._tw_ack(seg, now)
+            return None
+        self.host.drop(seg, "rst-out-of-window-time-wait", now, self.id)
+        return None
+
+    def _tw_ack(self, seg: Segment, now: int) -> None:
+        if ((not seg.payload and not seg.flags & FIN) or seg.flags & SYN) and self._rate_limited(
+            now, "last_oow_ack"
+        ):
+            self.host.drop(seg, "ack-rate-limited", now, self.id)
+            return
+        self.host.drop(seg, "answered-from-time-wait", now, self.id)
+        self.host.send_segment(
+            self,
+            self.laddr,
+            self.raddr,
+            self.lport,
+            self.rport,
+            self.snd_nxt,
+            self.rcv_nxt,
+            ACK,
+            min(self.rcv_wnd >> self.rcv_wscale, 65535),
+            ts_option(self._now_ts(now), self.ts_recent) if self.ts_ok else b"",
+            b"",
+            now,
+            "time-wait-ack",
+        )
+
+    def _on_rst(self, now: int) -> None:
+        """Linux tcp_reset(): the connection is gone; tell the application why."""
+        st = self.state
+        if st is State.SYN_RCVD and self.listener is not None:
+            self._done(now, "RST in SYN_RCVD", error=0)
+            return
+        if st is State.CLOSE_WAIT:
+            err = errno.EPIPE
+        elif st in (State.CLOSING, State.LAST_ACK, State.TIME_WAIT):
+            err = 0
+        else:
+            err = errno.ECONNRESET
+        self._reset(now, err, f"RST received in {st}")
+
+    def _reset(self, now: int, err: int, cause: str) -> None:
+        self._done(now, cause, error=err)
+
+    def _done(self, now: int, cause: str, *, error: int) -> None:
+        """Linux tcp_done(): CLOSED, timers stopped, the 4-tuple released; queued output discarded."""
+        if error:
+            self.error = error
+            self.socket_event(now, "error", f"{errno.errorcode.get(error, error)}: {cause}")
+        self.cancel_all_timers(now)
+        self.tw_mode = False
+        self.lingering = False
+        self.closed_cause = cause
+        self.shut_wr = True
+        self.sq.segs.clear()
+        self.sq.buf.clear()
+        self.sq.base = self.sq.write_seq
+        self.set_state(State.CLOSED, now, cause)
+        self.host.unregister(self)
+
+    # ----------------------------------------------------------------------------------------------------
+    # timers
+
+    def on_timer(self, name: str, now: int) -> None:
+        if self.host.observed:
+            from .events import TimerFired
+
+            self.host.emit(TimerFired(now, self.id, name))
+        if name == "retransmit":
+            self._retransmit_timer(now)
+        elif name == "delayed-ack":
+            self._delack_timer(now)
+        elif name == "persist":
+            self._probe_timer(now)
+        elif name == "keepalive":
+            self._keepalive_timer(now)
+        elif name == "time-wait":
+            self._done(now, "TIME_WAIT expired (2*MSL)", error=0)
+        elif name == "fin-wait-2":
+            self._done(now, "FIN_WAIT_2 timeout (tcp_fin_timeout)", error=0)
+        elif name == "linger":
+            self._linger_timer(now)
+
+    def _write_timeout(self, now: int) -> bool:
+        """Linux tcp_write_timeout(): has this connection retried long enough?"""
+        s = self.settings
+        if self.state in (State.SYN_SENT, State.SYN_RCVD):
+            limit = s.tcp_syn_retries if self.state is State.SYN_SENT else s.tcp_synack_retries
+            if self.state is State.SYN_SENT:
+                limit += s.tcp_syn_linear_timeouts
+            return self.retransmits >= limit
+        retry_until = s.tcp_retries2
+        if self.orphan:
+            alive = self.rtt.rto < s.tcp_rto_max_ms * MS
+            retry_until = s.tcp_orphan_retries or (8 if alive else 0)
+        if not self.retransmits or self.retrans_stamp is None:
+            return False
+        return now - self.retrans_stamp >= self._model_timeout(retry_until, s.tcp_rto_min_ms * MS)
+
+    def _model_timeout(self, boundary: int, rto_base: int) -> int:
+        """Linux tcp_model_timeout(): the time `boundary` exponential backoffs take from rto_base."""
+        rto_max = self.settings.tcp_rto_max_ms * MS
+        thresh = max((rto_max // rto_base).bit_length() - 1, 0)
+        if boundary <= thresh:
+            return ((2 << boundary) - 1) * rto_base
+        return ((2 << thresh) - 1) * rto_base + (boundary - thresh) * rto_max
+
+    def _retransmit_timer(self, now: int) -> None:
+        """RFC 6298 §5.4-5.6 / Linux tcp_retransmit_timer()."""
+        if not self.sq.segs:
+            return
+        st = self.state
+        if self._write_timeout(now):
+            if st is State.SYN_RCVD and self.listener is not None:
+                self._done(now, "SYN-ACK retries exhausted", error=0)
+            else:
+                # Linux sends no RST when it gives up retransmitting (tcp_write_err()).
+                self._reset(now, errno.ETIMEDOUT, f"retransmission timeout in {st}")
+            return
+        if st not in (State.SYN_SENT, State.SYN_RCVD):
+            # RFC 5681 §3.1 eq. (4) and cwnd = 1 (loss window); every outstanding segment is lost.
+            if not self.in_loss:
+                self.cc.ssthresh = self.cc.ssthresh_on_loss(self.packets_out)
+            self.cc.cwnd = 1
+            self.cc.cwnd_cnt = 0
+            self.in_loss = True
+            self.recovery_point = None
+            self.dupacks = 0
+            for seg in self.sq.segs:
+                if not seg.sacked:
+                    seg.lost = True
+            self._cwnd_event(now, "rto")
+        head = self.sq.segs[0]
+        self._retransmit_segment(head, now, "retransmit")
+        self.retransmits += 1
+        self.total_rto += 1
+        linear = st is State.SYN_SENT and self.total_rto <= self.settings.tcp_syn_linear_timeouts
+        if not linear:
+            # RFC 6298 §5.5: back off the timer.
+            self.backoff += 1
+            self.rtt.rto = min(self.rtt.rto << 1, self.settings.tcp_rto_max_ms * MS)
+        self.arm("retransmit", now + self.rtt.rto, now)
+
+    def _delack_timer(self, now: int) -> None:
+        """Linux tcp_delack_timer_handler()."""
+        if not self.ack_pending or self.state in (State.CLOSED, State.TIME_WAIT):
+            return
+        if self.pingpong < 1:
+            self.ato = min(self.ato << 1, self.rtt.rto)  # delayed ACK missed: inflate ATO
+        else:
+            self.pingpong = 0  # leave ping-pong mode, deflate ATO
+            self.ato = 40 * MS
+        self.send_ack(now, "delayed-ack")
+
+    def _probe_timer(self, now: int) -> None:
+        """Zero-window probe (RFC 9293 §3.8.6.1; Linux tcp_probe_timer() / tcp_send_probe0())."""
+        if self.packets_out or (
+            self.sq.write_seq <= self.snd_nxt and (self.sq.fin_seq is None or self.snd_nxt > self.sq.fin_seq)
+        ):
+            self.probes_out = 0
+            return
+        max_probes = self.settings.tcp_retries2
+        if self.orphan:
+            alive = self.rtt.rto < self.settings.tcp_rto_max_ms * MS
+            max_probes = self.settings.tcp_orphan_retries or (8 if alive else 0)
+        if self.probes_out >= max_probes:
+            self._reset(now, errno.ETIMEDOUT, "zero-window probes unanswered")
+            return
+        if self.snd_wnd > 0 and self.snd_una + self.snd_wnd > self.snd_nxt:
+            # The window opened a little: send what fits (tcp_write_wakeup()).
+            size = min(self.mss, self.snd_una + self.snd_wnd - self.snd_nxt, self.sq.write_seq - self.snd_nxt)
+            if size > 0:
+                seq = self.snd_nxt
+                flags = ACK | (PSH if self.sq.push_in(seq, seq + size) else 0)
+                self._send_new(now, seq, seq + size, flags, size)
+                return
+        # Linux's zero-window probe: no data, SEG.SEQ = SND.UNA - 1, which the peer must ACK.
+        self.transmit(now, self.snd_una - 1, ACK, reason="window-probe", options=None)
+        self.probes_out += 1
+        self.backoff += 1
+        self.arm("persist", now + self._probe0_when(), now)
+
+    def _start_keepalive(self, now: int) -> None:
+        if self.opts.keepalive and self.state is State.ESTABLISHED:
+            self.arm("keepalive", now + self.keepalive_time(), now)
+
+    def set_keepalive(self, on: bool, now: int) -> None:
+        """Linux tcp_set_keepalive(): arming starts the idle clock from now."""
+        self.opts.keepalive = on
+        if on and self.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2):
+            self.arm("keepalive", now + self.keepalive_time(), now)
+        elif not on and "keepalive" in self.timers:
+            self.cancel("keepalive", now)
+
+    def _keepalive_timer(self, now: int) -> None:
+        """RFC 1122 §4.2.3.6 keep-alives, as Linux tcp_keepalive_timer()."""
+        if not self.opts.keepalive or self.state in (State.CLOSED, State.LISTEN, State.SYN_SENT):
+            return
+        if self.packets_out or self.sq.write_seq > self.snd_nxt:
+            # Data outstanding: the retransmission timer is in charge.
+            self.arm("keepalive", now + self.keepalive_time(), now)
+            return
+        elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
+        if elapsed >= self.keepalive_time():
+            if self.probes_out >= self.keepalive_probes():
+                # Linux sends a RST when keepalive gives up, then reports ETIMEDOUT.
+                self.send_rst(now, "rst-keepalive-timeout")
+                self._reset(now, errno.ETIMEDOUT, "keepalive probes unanswered")
+                return
+            # The probe: SEG.SEQ = SND.NXT - 1, no data (tcp_xmit_probe_skb()).
+            self.transmit(now, self.snd_una - 1, ACK, reason="keepalive")
+            self.probes_out += 1
+            self.arm("keepalive", now + self.keepalive_intvl(), now)
+        else:
+            self.arm("keepalive", now + self.keepalive_time() - elapsed, now)
+
+    def _linger_timer(self, now: int) -> None:
+        """SO_LINGER {1, N}: the FIN was not acknowledged within N seconds: abort."""
+        self.lingering = False
+        if self.state in (State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK):
+            self.send_rst(now, "rst-linger-timeout")
+            self._done(now, "SO_LINGER timeout: FIN not acknowledged", error=0)
+
+    # ----------------------------------------------------------------------------------------------------
+    # application calls (the Socket facade checks arguments and raises; these only act)
+
+    def app_send(self, data: bytes | bytearray | memoryview, now: int) -> int:
+        room = self.sndbuf - self.sq.buffered
+        if room <= 0:
+            return 0
+        chunk = data[:room]
+        self.sq.write(chunk)
+        self.output(now)
+        return len(chunk)
+
+    def app_recv(self, bufsize: int, now: int) -> bytes:
+        ready = self.rq.ready
+        n = min(bufsize, len(ready))
+        if n <= 0:
+            return b""
+        out = bytes(ready[:n])
+        del ready[:n]
+        self._cleanup_rbuf(n, now)
+        return out
+
+    def _cleanup_rbuf(self, copied: int, now: int) -> None:
+        """Linux tcp_cleanup_rbuf(): after a read, send an ACK if it opened the window a lot."""
+        if self.state in (State.CLOSED, State.TIME_WAIT, State.SYN_SENT):
+            return
+        time_to_ack = self.ack_pending and self.rcv_nxt - self.rcv_wup > self.rcv_mss
+        if copied > 0 and not time_to_ack and not self.fin_received:
+            now_win = self.receive_window()
+            if 2 * now_win <= self.window_clamp:
+                new_win = self._compute_window()
+                if new_win and new_win >= 2 * now_win:
+                    time_to_ack = True
+        if time_to_ack:
+            self.send_ack(now, "window-update")
+
+    def app_shutdown_wr(self, now: int) -> None:
+        """shutdown(SHUT_WR): queue a FIN behind the data (Linux tcp_shutdown())."""
+        if self.shut_wr:
+            return
+        self.shut_wr = True
+        st = self.state
+        if st is State.SYN_SENT:
+            self._done(now, "shutdown() in SYN_SENT", error=0)
+            return
+        if st in (State.ESTABLISHED, State.SYN_RCVD, State.CLOSE_WAIT):
+            self._queue_fin(now)
+
+    def _queue_fin(self, now: int) -> None:
+        st = self.state
+        new = State.LAST_ACK if st is State.CLOSE_WAIT else State.FIN_WAIT_1
+        self.sq.fin_seq = self.sq.write_seq
+        self.set_state(new, now, "close()" if self.orphan else "shutdown(SHUT_WR)")
+        if st is State.SYN_RCVD:
+            return  # RFC 9293: the FIN goes out once the handshake completes
+        self.output(now)
+
+    def app_close(self, now: int) -> None:
+        """close(): Linux __tcp_close()."""
+        self.orphan = True
+        self.shut_rd = True
+        st = self.state
+        if st is State.SYN_SENT:
+            self._done(now, "close() in SYN_SENT", error=0)
+            return
+        if st in (State.CLOSED, State.TIME_WAIT):
+            return
+        unread = len(self.rq.ready) + self.rq.ooo_bytes
+        if unread:
+            # RFC 2525 §2.17: closing with unread data aborts with a RST.
+            self.send_rst(now, "rst-unread-data")
+            self._done(now, f"close() with {unread} unread bytes", error=0)
+            return
+        if self.opts.linger_on and self.opts.linger_secs == 0:
+            self.app_abort(now)
+            return
+        if not self.shut_wr:
+            self.shut_wr = True
+            if st in (State.ESTABLISHED, State.SYN_RCVD, State.CLOSE_WAIT):
+                self._queue_fin(now)
+        st = self.state
+        if st is State.FIN_WAIT_2 and self.state is not State.CLOSED:
+            self._orphan_fin_wait_2(now, fin_in_segment=False)
+        if (
+            self.opts.linger_on
+            and self.opts.linger_secs > 0
+            and st
+            in (
+                State.FIN_WAIT_1,
+                State.CLOSING,
+                State.LAST_ACK,
+            )
+        ):
+            self.lingering = True
+            self.arm("linger", now + self.opts.linger_secs * SEC, now)
+
+    def app_abort(self, now: int) -> None:
+        """RFC 9293 §3.10.5 ABORT (Linux tcp_disconnect()): RST if the peer holds state, then CLOSED."""
+        st = self.state
+        if st is State.CLOSED:
+            return
+        if st in _NEED_RESET or (st in (State.CLOSING, State.LAST_ACK) and self.snd_nxt != self.sq.end_seq):
+            self.send_rst(now, "rst-abort")
+        self._done(now, "abort (SO_LINGER {1,0} or explicit)", error=0)
+
+    # ----------------------------------------------------------------------------------------------------
+    # observation
+
+    def snapshot(self) -> ConnectionSnapshot:
+        sq = self.sq
+        cc = self.cc
+        return ConnectionSnapshot(
+            local=(self.laddr, self.lport),
+            remote=(self.raddr, self.rport),
+            state=self.state,
+            iss=wrap(self.iss),
+            irs=wrap(self.irs),
+            snd_una=wrap(self.snd_una),
+            snd_nxt=wrap(self.snd_nxt),
+            snd_wnd=self.snd_wnd,
+            snd_wl1=wrap(self.snd_wl1),
+            snd_wl2=wrap(self.snd_wl2),
+            rcv_nxt=wrap(self.rcv_nxt),
+            rcv_wnd=self.receive_window(),
+            rcv_wup=wrap(self.rcv_wup),
+            mss=self.mss,
+            advmss=self.advmss,
+            peer_mss=self.peer_mss,
+            snd_wscale=self.snd_wscale if self.wscale_ok else None,
+            rcv_wscale=self.rcv_wscale if self.wscale_ok else None,
+            sack=self.sack_ok,
+            timestamps=self.ts_ok,
+            cwnd=cc.cwnd,
+            ssthresh=None if cc.ssthresh == INFINITE_SSTHRESH else cc.ssthresh,
+            flight=self.in_flight(),
+            srtt=self.rtt.srtt if self.rtt.has_sample else None,
+            rttvar=self.rtt.rttvar if self.rtt.has_sample else None,
+            rto=self.rtt.rto,
+            backoff=self.backoff,
+            retransmits=self.retransmits,
+            total_retrans=self.total_retrans,
+            send_buffered=sq.buffered,
+            send_buffer=self.sndbuf,
+            unsent=max(0, sq.write_seq - max(self.snd_nxt, sq.base)),
+            recv_buffered=len(self.rq.ready),
+            recv_ooo=self.rq.ooo_bytes,
+            recv_buffer=self.rcvbuf,
+            timers=dict(self.timers),
+            orphan=self.orphan,
+            error=self.error,
+            keepalive=self.opts.keepalive,
+            probes_out=self.probes_out,
+            quickack=self.quick,
+            pingpong=self.pingpong >= 1,
+            ato=self.ato,
+        )

@@ -1,0 +1,1 @@
+"""tcpplay: a terminal playground where you watch TCP work."""
