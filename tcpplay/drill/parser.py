@@ -89,7 +89,7 @@ def parse_file(path: str | os.PathLike[str]) -> DrillFile:
     filename = os.fspath(path)
     data = Path(path).read_bytes()
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the script
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
@@ -118,9 +118,7 @@ _MAX_NESTING = 32  # nested [ { ( in arguments; deeper input is an error, not a 
 
 _WS = " \t\r\n\f\v"
 
-_SCRIPT_MARKER = re.compile(r"---\s*script\b\s*(.*?)\s*---\s*", re.ASCII)
-_END_MARKER = re.compile(r"---\s*end\s*---\s*", re.ASCII)
-_HEADER_FIELD = re.compile(r"([A-Z][A-Z0-9_-]*(?: [A-Z][A-Z0-9_-]*)*)((?:\s*[\[(][^:]*)?)\s*:(.*)", re.ASCII)
+_HEADER_KEY = re.compile(r"([A-Z][A-Z0-9_-]*(?: [A-Z][A-Z0-9_-]*)*)(.*)", re.ASCII | re.DOTALL)
 
 _TOKEN = re.compile(r"[A-Za-z0-9_]+|\.\.\.|.", re.ASCII | re.DOTALL)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
@@ -153,6 +151,9 @@ _OTHER_PACKETS = {
     "GREv0": "GRE-encapsulated packet",
     "mpls": "MPLS-encapsulated packet",
 }
+
+# Options written without values.
+_BARE_OPTIONS: dict[str, OptionName] = {"nop": "nop", "eol": "eol", "sackOK": "sackOK"}
 
 _ECN_MARKS = frozenset({"ect0", "ect1", "ect01", "ce", "noecn"})
 
@@ -217,10 +218,35 @@ _UNSUPPORTED_CONSTANTS = frozenset(
 
 def _is_example_format(lines: list[str]) -> bool:
     """True for a conformance-example file: script markers, or a header field on the first real line."""
-    if any(_SCRIPT_MARKER.fullmatch(line) or _END_MARKER.fullmatch(line) for line in lines):
+    if any(_marker(line) is not None for line in lines):
         return True
     first = next((line for line in lines if line.strip()), "")
-    return _HEADER_FIELD.fullmatch(first) is not None
+    return _header_field(first) is not None
+
+
+def _marker(line: str) -> tuple[Literal["script", "end"], str] | None:
+    """`--- script [name] ---` -> ("script", name or "main"); `--- end ---` -> ("end", ""); else None."""
+    text = line.rstrip()
+    if len(text) < 6 or not (text.startswith("---") and text.endswith("---")):
+        return None
+    words = text[3:-3].split()
+    if words == ["end"]:
+        return "end", ""
+    if words and words[0] == "script":
+        return "script", " ".join(words[1:]) or "main"
+    return None
+
+
+def _header_field(line: str) -> tuple[str, str, str] | None:
+    """`KEY [qualifier]: text` at column 0 -> (key, qualifier, text); the qualifier starts with [ or (."""
+    head, colon, text = line.partition(":")
+    found = _HEADER_KEY.fullmatch(head)
+    if not colon or found is None:
+        return None
+    qualifier = found.group(2).strip()
+    if qualifier and qualifier[0] not in "[(":
+        return None
+    return found.group(1), qualifier, text.strip()
 
 
 def _parse_example_file(filename: str, lines: list[str]) -> DrillFile:
@@ -230,22 +256,22 @@ def _parse_example_file(filename: str, lines: list[str]) -> DrillFile:
     open_script: tuple[str, int] | None = None  # (name, marker line)
     body: list[str] = []
     for lineno, line in enumerate(lines, start=1):
-        start = _SCRIPT_MARKER.fullmatch(line)
-        if _END_MARKER.fullmatch(line):
+        marker = _marker(line)
+        if marker is not None and marker[0] == "end":
             if open_script is None:
                 raise DrillSyntaxError(filename, lineno, 1, "'--- end ---' without an open '--- script ---'")
             name, marker_line = open_script
             statements = _parse_script_body(filename, body, first_line=marker_line + 1)
             scripts.append(Script(name=name, first_line=marker_line + 1, statements=statements))
             open_script, body = None, []
-        elif start is not None:
+        elif marker is not None:
             if open_script is not None:
                 started = open_script[1]
                 message = (
                     f"'--- script ---' inside the script started at line {started} (missing '--- end ---')"
                 )
                 raise DrillSyntaxError(filename, lineno, 1, message)
-            open_script = (start.group(1) or "main", lineno)
+            open_script = (marker[1], lineno)
         elif open_script is not None:
             body.append(line)
         else:
@@ -262,9 +288,9 @@ def _header_fields(lines: list[tuple[int, str]]) -> tuple[HeaderField, ...]:
     """`KEY [qualifier]: text` lines start a field; any other line continues the field above it."""
     fields: list[HeaderField] = []
     for lineno, line in lines:
-        match = _HEADER_FIELD.fullmatch(line)
-        if match is not None:
-            key, qualifier, text = match.group(1), match.group(2).strip(), match.group(3).strip()
+        field = _header_field(line)
+        if field is not None:
+            key, qualifier, text = field
             fields.append(HeaderField(key=key, qualifier=qualifier, text=text, line=lineno))
         elif fields and line.strip():
             last = fields[-1]
@@ -542,9 +568,13 @@ class _StatementParser:
             return self._command(None)
         if cur.startswith("%{"):
             raise _UnsupportedConstruct("python block")
+        if cur.startswith("---"):
+            raise cur.error("malformed section marker (write '--- script [name] ---' or '--- end ---')")
         if cur.startswith("--"):
             option = cur.match(_PD_OPTION)
-            raise _UnsupportedConstruct(f"packetdrill option {option.group() if option else '--'}")
+            if option is None:
+                raise cur.expected("a packetdrill option '--name=value'")
+            raise _UnsupportedConstruct(f"packetdrill option {option.group()}")
         time_at = cur.pos
         time = self._time()
         end_time, ellipsis_at = self._blocking_end(time)
@@ -779,8 +809,8 @@ class _StatementParser:
         if found is None:
             raise cur.expected("a TCP option name")
         name = found.group()
-        if name in ("nop", "eol", "sackOK"):
-            return OptionSpec(_option_name(name))
+        if name in _BARE_OPTIONS:
+            return OptionSpec(_BARE_OPTIONS[name])
         if name == "mss":
             return OptionSpec("mss", (self._uint("a number after 'mss'", "mss value", _MAX_U16),))
         if name == "wscale":
@@ -1003,15 +1033,6 @@ class _StatementParser:
 
 def _is_digit(char: str) -> bool:
     return char != "" and char in "0123456789"
-
-
-def _option_name(name: str) -> OptionName:
-    """Narrow a known option name to the OptionName literal type."""
-    if name == "nop":
-        return "nop"
-    if name == "eol":
-        return "eol"
-    return "sackOK"
 
 
 def _unescape(raw: str) -> str:

@@ -426,6 +426,12 @@ def test_parse_file_plain_pkt(tmp_path: Path) -> None:
     assert len(parse_file(path).scripts[0].statements) == 6
 
 
+def test_parse_file_ignores_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + EXAMPLE_TEXT.encode())
+    assert parse_file(path).id == "99-test"
+
+
 def test_parse_file_rejects_invalid_utf8(tmp_path: Path) -> None:
     path = tmp_path / "bad.pkt"
     path.write_bytes(b"0 close(3) = 0\n+0 \xff\n")
@@ -928,6 +934,11 @@ def test_unsupported_keeps_its_place_in_the_script() -> None:
         ('0 write(4, "abc, 3) = 3', 't.pkt:1:12: unterminated string: missing closing "'),
         ("/* unterminated", "t.pkt:1:1: unterminated comment: '/*' without '*/'"),
         ("+0 %{ x = 1", "t.pkt:1:4: unterminated python block: '%{' without '}%'"),
+        (
+            "--- script",
+            "t.pkt:1:1: malformed section marker (write '--- script [name] ---' or '--- end ---')",
+        ),
+        ("-- x", "t.pkt:1:1: expected a packetdrill option '--name=value', got '-'"),
         # state assertions
         (
             "//= SUT: BOGUS",
