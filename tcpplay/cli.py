@@ -1,4 +1,4 @@
-"""`tcpplay`: the command line. Every bad input ends in a one-line error and exit code 2, never a traceback."""
+"""`tcpplay`: the command line. Bad input ends in a one-line error and exit code 2, never a traceback."""
 
 from __future__ import annotations
 

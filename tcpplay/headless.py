@@ -51,7 +51,8 @@ class TracePrinter:
             rec = event.record
             seg = rec.segment
             if seg is None:
-                return f"{describe_time(rec.time)}  {rec.src} > {rec.dst}: undecodable packet, {len(rec.packet)} bytes"
+                when = describe_time(rec.time)
+                return f"{when}  {rec.src} > {rec.dst}: undecodable packet, {len(rec.packet)} bytes"
             seq_base, ack_base = self.rel.bases(seg)
             if self.absolute:
                 seq_base = ack_base = None

@@ -293,7 +293,7 @@ class Lab:
                 item = self.link.pop_due(t)
                 if item is None:
                     break
-                arrival, dst, packet, number = item
+                arrival, dst, packet, _number = item
                 progressed = True
                 if dst in self.down or dst not in self.hosts:
                     continue
@@ -359,7 +359,7 @@ class Lab:
         """Let `seconds` of stack time pass (virtual clock: instantly)."""
         if seconds < 0:
             raise LabError(f"cannot advance by a negative time ({seconds} s)")
-        target = self._now + int(round(seconds * SEC))
+        target = self._now + round(seconds * SEC)
         self.run_to(target)
         if not self.clock.realtime:
             self.clock.jump(self._now)
@@ -401,7 +401,7 @@ class Lab:
 
     def run_until(self, condition: Callable[[], bool], timeout: float = 60.0) -> bool:
         """Step through events until condition() holds or `timeout` seconds of stack time pass."""
-        limit = self._now + int(round(timeout * SEC))
+        limit = self._now + round(timeout * SEC)
         while not condition():
             due = self._next_due()
             if due is None or due > limit:

@@ -179,12 +179,12 @@ class MemoryLink:
         if imp.reorder and rng.random() < imp.reorder:
             delay += imp.reorder_delay
             fate = REORDERED
-        arrival = start + int(round(delay * SEC))
+        arrival = start + round(delay * SEC)
         arrivals = [arrival]
         if imp.corrupt and rng.random() < imp.corrupt:
             fate = CORRUPTED
         if imp.duplicate and rng.random() < imp.duplicate:
-            arrivals.append(arrival + int(round(rng.uniform(0.0, max(imp.jitter, 0.001)) * SEC)))
+            arrivals.append(arrival + round(rng.uniform(0.0, max(imp.jitter, 0.001)) * SEC))
             fate = DUPLICATED if fate == DELIVERED else fate
         return Verdict(fate, arrivals)
 
