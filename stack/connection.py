@@ -119,7 +119,10 @@ class Connection:
         self.syn_retransmitted = False
         self.cc: Controller = make_controller(s.tcp_congestion_control, s.tcp_init_cwnd)
         self.dupacks = 0
-        self.recovery_point: int | None = None  # RFC 6582 "recover"
+        self.recovery_point: int | None = None  # RFC 6582 "recover" / RFC 6675 RecoveryPoint
+        self.highest_sack = 0
+        self.dsacks_received = 0
+        self.dsack: tuple[int, int] | None = None  # a duplicate to report in the next ACK (RFC 2883)
         self.in_loss = False
         self.max_packets_out = 0
         self.snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
@@ -300,9 +303,15 @@ class Connection:
         opts = b""
         if self.ts_ok:
             opts = ts_option(self._now_ts(now), self.ts_recent)
-        if self.sack_ok and self.rq.ooo and not flags & RST:
+        if self.sack_ok and (self.rq.ooo or self.dsack) and not flags & RST:
             limit = 3 if self.ts_ok else 4
-            opts += sack_option([(wrap(a), wrap(b)) for a, b in self.rq.sack_blocks(limit)])
+            blocks = []
+            if self.dsack is not None:
+                # RFC 2883 §4: the duplicate goes first, once.
+                blocks.append(self.dsack)
+                self.dsack = None
+            blocks += self.rq.sack_blocks(limit - len(blocks))
+            opts += sack_option([(wrap(a), wrap(b)) for a, b in blocks])
         return opts
 
     def _syn_options(self, now: int, *, synack: bool) -> bytes:
@@ -414,7 +423,10 @@ class Connection:
 
     def send_challenge_ack(self, now: int) -> None:
         """RFC 5961 §3.2/§4.2 challenge ACK, rate-limited per connection (Linux: 1 per 500 ms)."""
-        if self._rate_limited(now, "last_challenge_ack"):
+        # Linux tcp_send_challenge_ack(): the same per-socket clock as other out-of-window replies
+        # (tp->last_oow_ack_time), so a dup ACK and a challenge ACK within 500 ms count as one.
+        if self._rate_limited(now, "last_oow_ack"):
+            self.host.drop_note(self, now, "challenge-ack-rate-limited") if False else None
             return
         if self.host.challenge_ack_budget(now):
             self.send_ack(now, "challenge-ack")
@@ -517,12 +529,12 @@ class Connection:
         seg.lost = False
         self.total_retrans += 1
 
-    def _retransmit_lost(self, now: int) -> None:
+    def _retransmit_lost(self, now: int, reason: str = "retransmit") -> None:
         for seg in list(self.sq.segs):
-            if self.in_flight() >= self.cc.cwnd:
-                return
             if seg.lost and not seg.sacked:
-                self._retransmit_segment(seg, now, "retransmit")
+                if self.in_flight() >= self.cc.cwnd:
+                    return
+                self._retransmit_segment(seg, now, reason)
 
     def _probe0_when(self) -> int:
         base = max(self.rtt.rto, self.settings.tcp_rto_min_ms * MS)
@@ -684,9 +696,11 @@ class Connection:
         else:
             # RFC 6298 §5.7 / Linux tcp_init_metrics(): a retransmitted SYN with no sample -> RTO 3 s.
             self.rtt.rto = TCP_TIMEOUT_FALLBACK
-        if self.total_retrans > 1 or (head is not None and head.retrans):
+        if head is not None and head.retrans:
             self.syn_retransmitted = True
-            # Linux tcp_init_transfer(): cwnd 1 after a retransmitted SYN or SYN-ACK (RFC 5681 §3.1).
+        if self.total_retrans > 1:
+            # Linux tcp_init_transfer(): cwnd 1 (RFC 5681 §3.1) only after more than one SYN or SYN-ACK
+            # retransmission ("In light of RFC6298 more aggressive 1sec initRTO").
             self.cc.cwnd = 1
         self.backoff = 0
         self.retransmits = 0
@@ -749,6 +763,10 @@ class Connection:
                 self.send_challenge_ack(now)
                 return
             seq += 1  # the SYN's sequence number is already consumed
+            # Linux tcp_data_queue() then sees 5000:5001 as an old duplicate and ACKs it at once.
+            self.enter_quickack()
+            self.ack_pending = True
+            self.ack_now = True
         # Fifth: ACK off -> drop.
         if not flags & ACK:
             self.host.drop(seg, "no-ack", now, self.id)
@@ -838,6 +856,7 @@ class Connection:
             self.snd_wl2 = ack
         self.probes_out = 0
         self.rcv_tstamp = now
+        newly_sacked = self._sacktag(seg, ack) if self.sack_ok and seg.sack_blocks else 0
         if ack > prior_una:
             self._new_ack(seg, ack, now)
         elif (
@@ -845,9 +864,11 @@ class Connection:
             and self.packets_out
             and not seg.payload
             and not seg.flags & (SYN | FIN)
-            and nwin == prior_wnd
+            and (nwin == prior_wnd or newly_sacked)
         ):
             self._dupack(now)
+        if self.sack_ok and self.recovery_point is not None and self.sq.segs:
+            self._mark_sack_losses()
         if self.snd_wnd and "persist" in self.timers:
             # Linux tcp_ack_probe(): the window opened, stop probing.
             self.cancel("persist", now)
@@ -857,16 +878,19 @@ class Connection:
         st = self.state
         if fin_acked:
             if st is State.FIN_WAIT_1:
-                self.set_state(State.FIN_WAIT_2, now, "ACK of our FIN")
                 self.cancel("linger", now)
                 self.lingering = False
+                if self.orphan and seg.payload and seq + len(seg.payload) > self.rcv_nxt:
+                    self.host.drop(seg, "data-after-close", now, self.id)
+                    self.send_rst(now, "rst-data-after-close")
+                    self._done(now, "new data arrived after close()", error=0)
+                    return "discard"
+                if seg.flags & FIN and self._fin_in_order(seg, seq):
+                    # RFC 9293 §3.10.7.4 eighth: FIN-WAIT-1 whose FIN is ACKed in this very segment goes
+                    # straight to TIME-WAIT (_on_fin); FIN_WAIT_2 is never observable (scenario 15B).
+                    return "ok"
+                self.set_state(State.FIN_WAIT_2, now, "ACK of our FIN")
                 if self.orphan:
-                    data_beyond = seg.payload and seq + len(seg.payload) > self.rcv_nxt
-                    if data_beyond:
-                        self.host.drop(seg, "data-after-close", now, self.id)
-                        self.send_rst(now, "rst-data-after-close")
-                        self._done(now, "new data arrived after close()", error=0)
-                        return "discard"
                     self._orphan_fin_wait_2(now, fin_in_segment=bool(seg.flags & FIN))
             elif st is State.CLOSING:
                 self.cancel("linger", now)
@@ -877,6 +901,51 @@ class Connection:
                 self._done(now, "ACK of our FIN in LAST_ACK", error=0)
                 return "discard"
         return "ok"
+
+    def _fin_in_order(self, seg: Segment, seq: int) -> bool:
+        """Will _data_queue() process this segment's FIN now (in order, not dropped for a zero window)?"""
+        end = seq + len(seg.payload)
+        if not seq <= self.rcv_nxt <= end:
+            return False
+        return not ((seq < self.rcv_nxt or seg.payload) and self.receive_window() == 0)
+
+    def _sacktag(self, seg: Segment, ack: int) -> int:
+        """Mark the segments the peer SACKed (RFC 2018 §3); returns how many became SACKed.
+
+        A first block below the cumulative ACK, or inside the second block, is a D-SACK (RFC 2883 §4): it
+        reports a duplicate the peer received, not new data, and is left out of the scoreboard.
+        """
+        una = self.snd_una
+        blocks = [(unwrap(left, una), unwrap(right, una)) for left, right in seg.sack_blocks]
+        first = blocks[0]
+        if first[1] <= ack or (len(blocks) > 1 and blocks[1][0] <= first[0] and first[1] <= blocks[1][1]):
+            self.dsacks_received += 1
+            blocks = blocks[1:]
+        newly = 0
+        for left, right in blocks:
+            if right <= left or right > self.snd_nxt or left < ack:
+                continue  # an invalid or stale block (RFC 2018 §3: the receiver may renege; we ignore it)
+            for sent in self.sq.segs:
+                if sent.start >= right:
+                    break
+                if not sent.sacked and sent.start >= left and sent.end <= right:
+                    sent.sacked = True
+                    sent.lost = False
+                    newly += 1
+                    self.highest_sack = max(self.highest_sack, sent.end)
+        return newly
+
+    def _sacked_out(self) -> int:
+        return sum(1 for sent in self.sq.segs if sent.sacked)
+
+    def _mark_sack_losses(self) -> None:
+        """RFC 6675 §4 IsLost(): a hole with DupThresh (3) SACKed segments above it is lost."""
+        above = 0
+        for sent in reversed(self.sq.segs):
+            if sent.sacked:
+                above += 1
+            elif above >= 3 and sent.retrans == 0 and sent.end <= self.highest_sack:
+                sent.lost = True
 
     def _new_ack(self, seg: Segment, ack: int, now: int) -> None:
         acked = self.sq.acknowledge(ack)
@@ -897,11 +966,17 @@ class Connection:
         n_acked = len(acked)
         if self.recovery_point is not None:
             if ack >= self.recovery_point:
-                # RFC 6582 §3.2 step 3 (full ACK): deflate to ssthresh and leave recovery.
+                # RFC 6582 §3.2 step 3 / RFC 6675 §5 (full ACK): deflate to ssthresh and leave recovery.
                 self.cc.cwnd = max(min(self.cc.ssthresh, self.in_flight() + 1), 1)
                 self.recovery_point = None
                 self.dupacks = 0
                 self._cwnd_event(now, "recovery-end")
+            elif self.sack_ok:
+                # RFC 6675: the scoreboard (not the partial ACK) decides what to resend; output() sends
+                # lost segments first while the pipe is below cwnd.
+                head = self.sq.segs[0] if self.sq.segs else None
+                if head is not None and not head.sacked and head.retrans == 0:
+                    head.lost = True
             else:
                 # Partial ACK: retransmit the next hole, deflate by the amount acked, plus one.
                 self.cc.cwnd = max(self.cc.cwnd - n_acked + 1, 1)
@@ -930,8 +1005,26 @@ class Connection:
         return self.in_flight() >= self.cc.cwnd
 
     def _dupack(self, now: int) -> None:
-        """RFC 5681 §3.2 / RFC 6582: count duplicate ACKs; the third triggers fast retransmit."""
+        """RFC 5681 §3.2 / RFC 6582: count duplicate ACKs; the third triggers fast retransmit.
+
+        With SACK (RFC 6675) the trigger is DupThresh duplicate ACKs or DupThresh SACKed segments, cwnd
+        drops to ssthresh at once (no inflation), and the scoreboard picks what to retransmit.
+        """
         self.dupacks += 1
+        if self.sack_ok:
+            enough = self.dupacks >= 3 or self._sacked_out() >= 3
+            if self.recovery_point is None and self.sq.segs and enough:
+                self.cc.ssthresh = self.cc.ssthresh_on_loss(self.in_flight())
+                self.cc.cwnd = self.cc.ssthresh
+                self.cc.cwnd_cnt = 0
+                self.recovery_point = self.snd_nxt
+                head = self.sq.segs[0]
+                if not head.sacked:
+                    head.lost = True
+                self._mark_sack_losses()
+                self._cwnd_event(now, "fast-retransmit")
+                self._retransmit_lost(now, reason="fast-retransmit")
+            return
         if self.recovery_point is not None:
             self.cc.cwnd += 1  # window inflation for each further duplicate ACK
             return
@@ -974,14 +1067,18 @@ class Connection:
                 self.socket_event(now, "readable", f"{len(self.rq.ready)} bytes buffered")
             return
         if data_end + (1 if fin else 0) <= rcv_nxt:
-            # A retransmission of what we already have: ACK at once (Linux tcp_send_dupack()).
+            # A retransmission of what we already have: ACK at once (Linux tcp_send_dupack()), reporting
+            # the duplicate as a D-SACK block (RFC 2883).
             self.host.drop(seg, "duplicate", now, self.id)
+            if payload:
+                self._set_dsack(seq, data_end)
             self.enter_quickack()
             self.ack_pending = True
             self.ack_now = True
             return
         if seq < rcv_nxt:
-            # Partial overlap: keep the new part.
+            # Partial overlap: keep the new part, D-SACK the old part.
+            self._set_dsack(seq, rcv_nxt)
             payload = payload[rcv_nxt - seq :]
             seq = rcv_nxt
             if self.receive_window() == 0:
@@ -1005,12 +1102,16 @@ class Connection:
             self.ack_pending = True
             self.ack_now = True
             return
-        if payload:
-            self.rq.add_out_of_order(seq, bytes(payload))
+        if payload and not self.rq.add_out_of_order(seq, bytes(payload)):
+            self._set_dsack(seq, data_end)
         if fin:
             self.ooo_fin = data_end
         self.ack_pending = True
         self.ack_now = True
+
+    def _set_dsack(self, start: int, end: int) -> None:
+        if self.sack_ok and self.settings.tcp_dsack and end > start:
+            self.dsack = (start, end)
 
     def _event_data_recv(self, length: int, now: int) -> None:
         """Linux tcp_event_data_recv(): the delayed-ACK engine's clock (ATO) and quick-ACK mode."""
@@ -1068,9 +1169,13 @@ class Connection:
             # Linux enters ping-pong mode: the ACK of a FIN is delayed, hoping to ride on our FIN.
             self.pingpong = max(self.pingpong, 1)
         elif st is State.FIN_WAIT_1:
-            # Simultaneous close: ACK at once, CLOSING.
             self.send_ack(now)
-            self.set_state(State.CLOSING, now, "FIN received in FIN_WAIT_1 (simultaneous close)")
+            if self.sq.fin_seq is not None and self.snd_una > self.sq.fin_seq:
+                # Our FIN was ACKed by this same segment: TIME_WAIT at once (three-segment close).
+                self._enter_time_wait(now, "FIN+ACK received in FIN_WAIT_1")
+            else:
+                # Simultaneous close: ACK at once, CLOSING.
+                self.set_state(State.CLOSING, now, "FIN received in FIN_WAIT_1 (simultaneous close)")
         elif st is State.FIN_WAIT_2:
             self.send_ack(now)
             self._enter_time_wait(now, "FIN received in FIN_WAIT_2")
@@ -1089,7 +1194,9 @@ class Connection:
 
     def _send_delayed_ack(self, now: int) -> None:
         """Linux tcp_send_delayed_ack()."""
-        ato = self.ato or 40 * MS
+        # ato is 0 until the first data segment: Linux then arms the timer for "now" (a FIN right after the
+        # handshake is ACKed at once, packetdrill close-remote-fin-then-close.pkt).
+        ato = self.ato
         delack_min = self.settings.tcp_delack_min_ms * MS
         delack_max = self.settings.tcp_delack_max_ms * MS
         if ato > delack_min:
@@ -1482,8 +1589,7 @@ class Connection:
         new = State.LAST_ACK if st is State.CLOSE_WAIT else State.FIN_WAIT_1
         self.sq.fin_seq = self.sq.write_seq
         self.set_state(new, now, "close()" if self.orphan else "shutdown(SHUT_WR)")
-        if st is State.SYN_RCVD:
-            return  # RFC 9293: the FIN goes out once the handshake completes
+        # RFC 9293 §3.10.4 (SYN-RECEIVED, nothing queued) and Linux tcp_send_fin(): the FIN goes out at once.
         self.output(now)
 
     def app_close(self, now: int) -> None:
