@@ -103,11 +103,11 @@ def test_lost_tail_segment_is_recovered_by_the_retransmission_timer() -> None:
     lab.send("client", bytes(2 * MSS))
     lab.drop_next("client", "data")
     lab.send("client", b"tail")
-    lab.advance(0.011)  # the two ACKs (110 ms) have arrived and restarted the retransmission timer
+    lab.advance(0.021)  # the two ACKs (sent at 110 ms) have reached the client and restarted its RTO
     client = lab.snapshot("client")
     assert client is not None
     rto_ms = client.rto // 1000
-    assert client.timers["retransmit"] == 110_000 + client.rto
+    assert client.timers["retransmit"] == 120_000 + client.rto
     assert 200 <= rto_ms < 300  # SRTT ~20 ms plus Linux's 200 ms floor on the variance term
     lab.advance(2.0)
     c, s = "client", "server"
@@ -119,7 +119,7 @@ def test_lost_tail_segment_is_recovered_by_the_retransmission_timer() -> None:
         (110, s, ".", 1, 0, 1 + MSS, (), "delivered"),
         (110, s, ".", 1, 0, 1 + 2 * MSS, (), "delivered"),
         # Nothing follows the lost tail, so no duplicate ACK can come: only the RTO brings it back.
-        (110 + rto_ms, c, "P.", 1 + 2 * MSS, 4, 1, (), "delivered"),
-        (120 + rto_ms, s, ".", 1, 0, 1 + 2 * MSS + 4, (), "delivered"),
+        (120 + rto_ms, c, "P.", 1 + 2 * MSS, 4, 1, (), "delivered"),
+        (130 + rto_ms, s, ".", 1, 0, 1 + 2 * MSS + 4, (), "delivered"),
     ]
     assert lab.recv("server") == bytes(2 * MSS) + b"tail"
