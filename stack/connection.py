@@ -121,6 +121,7 @@ class Connection:
         self.dupacks = 0
         self.recovery_point: int | None = None  # RFC 6582 "recover" / RFC 6675 RecoveryPoint
         self.highest_sack = 0
+        self.scoreboard_marked = False  # some segment was marked SACKed or lost since the queue was clean
         self.dsacks_received = 0
         self.dsack: tuple[int, int] | None = None  # a duplicate to report in the next ACK (RFC 2883)
         self.in_loss = False
@@ -135,7 +136,7 @@ class Connection:
         self.lrcvtime = 0
         self.rcv_mss = TCP_MSS_DEFAULT
         self.last_oow_ack: int | None = None
-        self.last_challenge_ack: int | None = None
+        self.bytes_acked = 0  # Linux tp->bytes_acked (RFC 4898): bounds the RFC 5961 §5.2 old-ACK window
         # Liveness.
         self.rcv_tstamp = 0
         self.lsndtime = 0
@@ -190,11 +191,19 @@ class Connection:
         return len(self.sq.segs)
 
     def in_flight(self) -> int:
-        """Segments in the network: sent, not acknowledged, not SACKed and not considered lost."""
+        """Segments in the network: sent, not acknowledged, not SACKed and not considered lost.
+
+        While no segment was ever marked SACKed or lost (the common case) this is just the count, so the
+        hot path does not scan the retransmission queue.
+        """
+        if not self.scoreboard_marked:
+            return len(self.sq.segs)
         n = 0
         for seg in self.sq.segs:
             if not seg.sacked and not seg.lost:
                 n += 1
+        if n == len(self.sq.segs):
+            self.scoreboard_marked = False
         return n
 
     def keepalive_time(self) -> int:
@@ -250,7 +259,8 @@ class Connection:
         self.mss = max(mss, 1)
 
     def free_space(self) -> int:
-        return max(0, self.rcvbuf // 2 - len(self.rq.ready) - self.rq.ooo_bytes)
+        rq = self.rq
+        return max(0, self.rcvbuf // 2 - len(rq.ready) - (rq.ooo_bytes if rq.ooo else 0))
 
     def receive_window(self) -> int:
         """Linux tcp_receive_window(): what is left of the window we last advertised."""
@@ -426,7 +436,6 @@ class Connection:
         # Linux tcp_send_challenge_ack(): the same per-socket clock as other out-of-window replies
         # (tp->last_oow_ack_time), so a dup ACK and a challenge ACK within 500 ms count as one.
         if self._rate_limited(now, "last_oow_ack"):
-            self.host.drop_note(self, now, "challenge-ack-rate-limited") if False else None
             return
         if self.host.challenge_ack_budget(now):
             self.send_ack(now, "challenge-ack")
@@ -688,6 +697,10 @@ class Connection:
 
     def _syn_acked(self, seg: Segment, ack: int, now: int) -> None:
         head = self.sq.segs.popleft() if self.sq.segs else None
+        if self.listener is None:
+            # Linux counts the SYN in bytes_acked on an active (or simultaneous) open; a passive child
+            # starts with SND.UNA = ISS + 1 (tcp_create_openreq_child()).
+            self.bytes_acked += ack - self.snd_una
         self.snd_una = ack
         if head is not None and head.retrans == 0:
             self._rtt_sample(now - head.sent_at, now)
@@ -727,6 +740,9 @@ class Connection:
             return
         # First: sequence number acceptable? (Linux tcp_sequence())
         if end < self.rcv_wup or seq > self.rcv_nxt + self.receive_window():
+            if flags & RST and self._reset_check(seq):
+                self._on_rst(now)
+                return
             self.host.drop(seg, "out-of-window", now, self.id)
             if not flags & RST:
                 if flags & SYN:
@@ -736,9 +752,7 @@ class Connection:
             return
         # Second: RST (RFC 5961 §3.2).
         if flags & RST:
-            exact = seq == self.rcv_nxt or (
-                seq == self.rcv_nxt - 1 and self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING)
-            )
+            exact = seq == self.rcv_nxt or self._reset_check(seq)
             if not exact and self.sack_ok and self.rq.ooo:
                 last = self.rq.ooo[-1]
                 exact = seq == last[0] + len(last[1])
@@ -813,20 +827,32 @@ class Connection:
         self.output(now)
         self._ack_check(now)
 
+    def _reset_check(self, seq: int) -> bool:
+        """Linux tcp_reset_check(): a RST at RCV.NXT - 1 after the peer's FIN is accepted (in or out of
+        the window), for stacks that send FIN then a RST with the FIN's sequence number."""
+        return seq == self.rcv_nxt - 1 and self.state in (State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING)
+
     def _process_ack(self, seg: Segment, seq: int, now: int) -> str:
         """RFC 9293 §3.10.7.4 fifth check, as Linux tcp_ack(). Returns "ok", "discard" or "reset"."""
         ack = unwrap(seg.ack, self.snd_una)
         st = self.state
         if ack > self.snd_nxt:
-            # Linux drops an ACK of data never sent, without replying (RFC 9293 says to ACK it).
+            # Linux drops an ACK of data never sent, without replying in ESTABLISHED (RFC 9293 says to ACK
+            # it); tcp_rcv_state_process() answers it with a challenge ACK in the other synchronized states.
             self.host.drop(seg, "ack-of-unsent-data", now, self.id)
-            return "reset" if st is State.SYN_RCVD else "discard"
+            if st is State.SYN_RCVD:
+                return "reset"
+            if st is not State.ESTABLISHED:
+                self.send_challenge_ack(now)
+            return "discard"
         if ack < self.snd_una:
             if st is State.SYN_RCVD:
                 self.host.drop(seg, "bad-ack-in-syn-rcvd", now, self.id)
                 return "reset"
             # RFC 5961 §5.2: an ACK too old to be in the peer's window gets a challenge ACK.
-            if ack < self.snd_una - max(self.max_window, 1):
+            # Linux tcp_ack(): the window is min(max_window, bytes_acked) ("do not accept ACK for bytes we
+            # never sent").
+            if ack < self.snd_una - min(self.max_window, self.bytes_acked):
                 self.host.drop(seg, "ack-too-old", now, self.id)
                 self.send_challenge_ack(now)
                 return "discard"
@@ -930,6 +956,7 @@ class Connection:
                     break
                 if not sent.sacked and sent.start >= left and sent.end <= right:
                     sent.sacked = True
+                    self.scoreboard_marked = True
                     sent.lost = False
                     newly += 1
                     self.highest_sack = max(self.highest_sack, sent.end)
@@ -946,9 +973,11 @@ class Connection:
                 above += 1
             elif above >= 3 and sent.retrans == 0 and sent.end <= self.highest_sack:
                 sent.lost = True
+                self.scoreboard_marked = True
 
     def _new_ack(self, seg: Segment, ack: int, now: int) -> None:
         acked = self.sq.acknowledge(ack)
+        self.bytes_acked += ack - self.snd_una
         self.snd_una = ack
         # Karn's rule (RFC 6298 §3): sample only from a segment never retransmitted; fall back to TSecr.
         sample = None
@@ -977,6 +1006,7 @@ class Connection:
                 head = self.sq.segs[0] if self.sq.segs else None
                 if head is not None and not head.sacked and head.retrans == 0:
                     head.lost = True
+                    self.scoreboard_marked = True
             else:
                 # Partial ACK: retransmit the next hole, deflate by the amount acked, plus one.
                 self.cc.cwnd = max(self.cc.cwnd - n_acked + 1, 1)
@@ -1021,6 +1051,7 @@ class Connection:
                 head = self.sq.segs[0]
                 if not head.sacked:
                     head.lost = True
+                    self.scoreboard_marked = True
                 self._mark_sack_losses()
                 self._cwnd_event(now, "fast-retransmit")
                 self._retransmit_lost(now, reason="fast-retransmit")
@@ -1444,6 +1475,7 @@ class Connection:
             for seg in self.sq.segs:
                 if not seg.sacked:
                     seg.lost = True
+                    self.scoreboard_marked = True
             self._cwnd_event(now, "rto")
         head = self.sq.segs[0]
         self._retransmit_segment(head, now, "retransmit")
