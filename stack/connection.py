@@ -125,7 +125,9 @@ class Connection:
         self.dsacks_received = 0
         self.dsack: tuple[int, int] | None = None  # a duplicate to report in the next ACK (RFC 2883)
         self.in_loss = False
-        self.max_packets_out = 0
+        self.max_packets_out = 0  # largest flight in the current window (Linux max_packets_out)
+        self.is_cwnd_limited = False
+        self.cwnd_usage_seq = 0
         self.snd_sml = 0  # end of the last small segment sent (Minshall's Nagle)
         # Delayed-ACK engine (Linux icsk_ack).
         self.ack_pending = False
@@ -453,6 +455,7 @@ class Connection:
         if self.in_loss or self.recovery_point is not None:
             self._retransmit_lost(now)
         window_limited = False
+        cwnd_limited = False
         while True:
             seq = self.snd_nxt
             data_left = sq.write_seq - seq
@@ -463,6 +466,7 @@ class Connection:
             fin = fin_pending and seq + size == sq.write_seq
             if size > 0 or not fin:
                 if self.in_flight() >= self.cc.cwnd:
+                    cwnd_limited = True
                     break
                 if seq + size > self.snd_una + self.snd_wnd:
                     window_limited = True
@@ -486,13 +490,23 @@ class Connection:
         if window_limited and not self.packets_out and "persist" not in self.timers:
             # Linux tcp_check_probe_timer(): nothing in flight and the window is closed: probe it.
             self.arm("persist", now + self._probe0_when(), now)
+        self._cwnd_validate(cwnd_limited)
+
+    def _cwnd_validate(self, limited: bool) -> None:
+        """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was what held us back
+        (and the largest flight), so cwnd grows only when it is actually used (RFC 7661's spirit)."""
+        if self.snd_una >= self.cwnd_usage_seq or limited or (
+            not self.is_cwnd_limited and self.packets_out > self.max_packets_out
+        ):
+            self.is_cwnd_limited = limited
+            self.max_packets_out = self.packets_out
+            self.cwnd_usage_seq = self.snd_nxt
 
     def _send_new(self, now: int, seq: int, end: int, flags: int, size: int) -> None:
         payload = self.sq.data(seq, seq + size)
         first = not self.sq.segs
         self.sq.record(seq, end, flags, now)
         self.snd_nxt = end
-        self.max_packets_out = max(self.max_packets_out, self.packets_out)
         if size < self.mss:
             self.snd_sml = end
         self.transmit(now, seq, flags, payload, reason="fin" if flags & FIN and not size else "data")
@@ -995,8 +1009,10 @@ class Connection:
         n_acked = len(acked)
         if self.recovery_point is not None:
             if ack >= self.recovery_point:
-                # RFC 6582 §3.2 step 3 / RFC 6675 §5 (full ACK): deflate to ssthresh and leave recovery.
-                self.cc.cwnd = max(min(self.cc.ssthresh, self.in_flight() + 1), 1)
+                # RFC 6582 §3.2 step 3, option (2) / RFC 6675 §5 (full ACK): cwnd = ssthresh, which is what
+                # Linux's tcp_end_cwnd_reduction() does (option (1) would collapse to 1-2 segments when the
+                # flight is empty).
+                self.cc.cwnd = max(self.cc.ssthresh, 1)
                 self.recovery_point = None
                 self.dupacks = 0
                 self._cwnd_event(now, "recovery-end")
@@ -1018,21 +1034,17 @@ class Connection:
             if self.in_loss and all(not s.lost for s in self.sq.segs):
                 self.in_loss = False
             before = self.cc.cwnd
+            # Linux tcp_is_cwnd_limited(): in slow start, grow while cwnd < 2 * the largest recent flight.
             cwnd_limited = (
-                self.cc.cwnd < 2 * self.max_packets_out if self.cc.in_slow_start else self._cwnd_limited
+                self.cc.cwnd < 2 * self.max_packets_out if self.cc.in_slow_start else self.is_cwnd_limited
             )
             self.cc.on_ack(n_acked, cwnd_limited)
             if self.cc.cwnd != before:
                 self._cwnd_event(now, "ack")
-        self.max_packets_out = self.packets_out
         if self.sq.segs:
             self.arm("retransmit", now + self.rtt.rto, now)
         elif "retransmit" in self.timers:
             self.cancel("retransmit", now)
-
-    @property
-    def _cwnd_limited(self) -> bool:
-        return self.in_flight() >= self.cc.cwnd
 
     def _dupack(self, now: int) -> None:
         """RFC 5681 §3.2 / RFC 6582: count duplicate ACKs; the third triggers fast retransmit.

@@ -1,0 +1,96 @@
+"""Congestion control (RFC 5681, RFC 6928 IW10, RFC 6582/6675 recovery) on the lab's virtual clock.
+
+The client pushes bulk data to a server that reads everything at once; the RTT is 20 ms (10 ms each way).
+cwnd counts segments, as Linux's does; the CwndChanged events are the cwnd-over-time graph a teacher shows.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from stack import CwndChanged
+from stack.congestion import INFINITE_SSTHRESH, NewReno, make_controller
+from tcpplay.lab import Lab
+
+
+def bulk(lab: Lab, seconds: float, *, drop_at: float | None = None) -> list[tuple[int, int, int, str]]:
+    """Keep the client's send buffer full for `seconds` of stack time; return its cwnd changes."""
+    events: list[tuple[int, int, int, str]] = []
+
+    def record(e: object) -> None:
+        if isinstance(e, CwndChanged):
+            events.append((e.now // 1000, e.cwnd, e.ssthresh, e.cause))
+
+    lab.hosts["client"].subscribe(record)
+    sock = lab.apps["client"].current()
+    assert sock is not None
+    sock.setsockopt(1, 7, 1 << 20)  # SOL_SOCKET, SO_SNDBUF: the send buffer never limits the flight
+    end = lab.now + int(seconds * 1_000_000)
+    dropped = drop_at is None
+    while lab.now < end:
+        if not dropped and lab.now >= lab.capture.records[0].time + int(drop_at * 1_000_000):
+            lab.drop_next("client", "data")
+            dropped = True
+        try:
+            while sock.send(bytes(65536)):
+                pass
+        except BlockingIOError:
+            pass
+        lab.recv("server", 1 << 22)
+        lab.step()
+    return events
+
+
+def connected(**settings: object) -> Lab:
+    lab = Lab(seed=1, settings={"tcp_rmem": (4096, 1 << 20, 6291456), **settings})
+    lab.listen("server")
+    lab.connect("client")
+    lab.advance(0.1)
+    return lab
+
+
+def test_initial_window_is_ten_segments_then_slow_start_doubles_it_every_round_trip() -> None:
+    lab = connected()
+    snap = lab.snapshot("client")
+    assert snap is not None and snap.cwnd == 10 and snap.ssthresh is None
+    events = bulk(lab, 0.1)
+    by_time: dict[int, int] = {}
+    for t, cwnd, _, _ in events:
+        by_time[t] = cwnd  # the last value at each instant
+    # One RTT after the first flight (sent at 100 ms) its ACKs arrive at 120 ms: +1 per ACKed segment.
+    assert by_time[120] == 20
+    assert by_time[140] == 40
+    assert by_time[160] == 80
+    assert all(cause == "ack" for *_, cause in events)
+
+
+def test_a_loss_halves_the_window_and_congestion_avoidance_then_adds_one_segment_per_rtt() -> None:
+    lab = connected()
+    events = bulk(lab, 1.5, drop_at=0.4)
+    loss = next(e for e in events if e[3] == "fast-retransmit")
+    _, cwnd_at_loss, ssthresh, _ = loss
+    assert ssthresh >= 2 and cwnd_at_loss == ssthresh  # RFC 6675: cwnd = ssthresh on entering recovery
+    end = next(e for e in events if e[3] == "recovery-end" and e[0] >= loss[0])
+    after = [e for e in events if e[0] > end[0] and e[3] == "ack"]
+    assert after, "the window grows again after recovery"
+    # Congestion avoidance: cwnd >= ssthresh grows by exactly one segment at a time, about once per RTT.
+    assert end[1] == ssthresh  # Linux tcp_end_cwnd_reduction(): cwnd = ssthresh when recovery ends
+    assert [e[1] for e in after[:10]] == list(range(ssthresh + 1, ssthresh + 11))
+    assert [b[0] - a[0] for a, b in itertools.pairwise(after[:10])] == [20] * 9  # one RTT each
+
+
+def test_newreno_arithmetic() -> None:
+    cc = NewReno(10)
+    assert cc.ssthresh == INFINITE_SSTHRESH and cc.in_slow_start
+    cc.on_ack(5, cwnd_limited=True)
+    assert cc.cwnd == 15
+    cc.on_ack(5, cwnd_limited=False)  # not limited by cwnd: no growth (Linux tcp_is_cwnd_limited())
+    assert cc.cwnd == 15
+    cc.ssthresh = 16
+    cc.on_ack(4, cwnd_limited=True)  # slow start up to ssthresh (1), the rest counts towards CA (3)
+    assert (cc.cwnd, cc.cwnd_cnt) == (16, 3)
+    cc.on_ack(13, cwnd_limited=True)
+    assert (cc.cwnd, cc.cwnd_cnt) == (17, 0)
+    assert cc.ssthresh_on_loss(20) == 8  # RFC 5681 eq. (4): max(min(cwnd, flight) / 2, 2)
+    assert cc.ssthresh_on_loss(3) == 2
+    assert make_controller("reno", 10).name == "reno"
