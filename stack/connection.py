@@ -333,7 +333,8 @@ class Connection:
             return syn_options(
                 self.advmss, sack=self.sack_ok, ts=ts, wscale=self.rcv_wscale if self.wscale_ok else None
             )
-        ts = (self._now_ts(now), 0) if s.tcp_timestamps else None
+        # TS.Recent is 0 except on a 4-tuple taken over from TIME_WAIT (tcp_syn_options(): tsecr = ts_recent)
+        ts = (self._now_ts(now), self.ts_recent) if s.tcp_timestamps else None
         return syn_options(
             self.advmss,
             sack=bool(s.tcp_sack),
@@ -399,22 +400,10 @@ class Connection:
         self.transmit(now, self.snd_nxt, ACK, reason=reason)
 
     def send_rst(self, now: int, reason: str = "rst") -> None:
-        """An abortive RST from this connection: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK> as Linux sends."""
-        self.host.send_segment(
-            self,
-            self.laddr,
-            self.raddr,
-            self.lport,
-            self.rport,
-            self.snd_nxt,
-            self.rcv_nxt,
-            RST | ACK,
-            0,
-            b"",
-            b"",
-            now,
-            reason,
-        )
+        """An abortive RST from this connection: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=RST,ACK>. Linux's
+        tcp_send_active_reset() goes through tcp_transmit_skb(), so it carries the current window and the
+        TS option like any other segment ("Flags [R.], seq 1, ack 6, win 512, options [nop,nop,TS ...]")."""
+        self.transmit(now, self.snd_nxt, RST | ACK, reason=reason)
 
     def _rate_limited(self, now: int, attr: str) -> bool:
         """Linux __tcp_oow_rate_limited(): at most one such reply per tcp_invalid_ratelimit ms."""
@@ -454,8 +443,11 @@ class Connection:
         sq = self.sq
         if self.in_loss or self.recovery_point is not None:
             self._retransmit_lost(now)
+        elif sq.write_seq <= self.snd_nxt and (sq.fin_seq is None or self.snd_nxt > sq.fin_seq):
+            return  # nothing new to send
         window_limited = False
         cwnd_limited = False
+        sent = 0
         while True:
             seq = self.snd_nxt
             data_left = sq.write_seq - seq
@@ -487,16 +479,20 @@ class Connection:
                 flags |= FIN
             end = seq + size + (1 if fin else 0)
             self._send_new(now, seq, end, flags, size)
+            sent += 1
         if window_limited and not self.packets_out and "persist" not in self.timers:
             # Linux tcp_check_probe_timer(): nothing in flight and the window is closed: probe it.
             self.arm("persist", now + self._probe0_when(), now)
-        self._cwnd_validate(cwnd_limited)
+        if sent or cwnd_limited:
+            self._cwnd_validate(cwnd_limited)
 
     def _cwnd_validate(self, limited: bool) -> None:
         """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was what held us back
         (and the largest flight), so cwnd grows only when it is actually used (RFC 7661's spirit)."""
-        if self.snd_una >= self.cwnd_usage_seq or limited or (
-            not self.is_cwnd_limited and self.packets_out > self.max_packets_out
+        if (
+            self.snd_una >= self.cwnd_usage_seq
+            or limited
+            or (not self.is_cwnd_limited and self.packets_out > self.max_packets_out)
         ):
             self.is_cwnd_limited = limited
             self.max_packets_out = self.packets_out
@@ -537,6 +533,7 @@ class Connection:
             seg.end = nxt.end
             seg.flags |= nxt.flags
             del sq.segs[idx + 1]
+            nxt.lost = False  # merged away: a caller walking a copy of the queue must skip it
         if seg.flags & SYN:
             self.transmit(
                 now, seg.start, seg.flags | (ACK if self.state is State.SYN_RCVD else 0), reason=reason
@@ -572,6 +569,7 @@ class Connection:
         self.iss = host.isn.isn(self.laddr, self.lport, self.raddr, self.rport, now)
         if host.reuse_isn is not None:
             self.iss, host.reuse_isn = host.reuse_isn, None
+            self.ts_recent, host.reuse_ts_recent = host.reuse_ts_recent, 0
         self._start_active(now)
 
     def _start_active(self, now: int) -> None:
@@ -591,6 +589,8 @@ class Connection:
         """Process one segment addressed to this connection. Returns "reopen" when a SYN legitimately
         reopens a TIME_WAIT connection (the host then hands the SYN to the listener)."""
         st = self.state
+        if st is State.ESTABLISHED and self._fast_path(seg, now):
+            return None
         if st is State.SYN_SENT:
             self._rcv_synsent(seg, now)
             return None
@@ -601,6 +601,53 @@ class Connection:
             return None
         self._rcv_synchronized(seg, now)
         return None
+
+    def _fast_path(self, seg: Segment, now: int) -> bool:
+        """Linux's header prediction (tcp_rcv_established()): the next in-order segment of a bulk flow
+        (ACK or PSH+ACK, same window, fresh timestamp, no SACK or recovery state) skips the general
+        checks. Returns False, having changed nothing, for anything else; the slow path then handles it
+        with exactly the same outcome, only slower.
+        """
+        if seg.flags & ~PSH != ACK or seg.sack_blocks or self.scoreboard_marked:
+            return False
+        if self.recovery_point is not None or self.in_loss or self.rq.ooo or not self.snd_wnd:
+            return False
+        rcv_nxt = self.rcv_nxt
+        seq = unwrap(seg.seq, rcv_nxt)
+        if seq != rcv_nxt or seg.window << self.snd_wscale != self.snd_wnd:
+            return False
+        ts_val = seg.ts_val
+        if self.ts_ok:
+            if ts_val is None or ((ts_val - self.ts_recent) & 0xFFFFFFFF) >= 0x80000000:
+                return False
+        elif ts_val is not None:
+            return False
+        ack = unwrap(seg.ack, self.snd_una)
+        payload = seg.payload
+        n = len(payload)
+        if ack > self.snd_nxt or ack < self.snd_una or (ack == self.snd_una and not n):
+            return False  # ACK of unsent data, an old ACK, or a possible duplicate ACK: the slow path decides
+        if n and n > self.receive_window():
+            return False
+        if ts_val is not None and seq <= self.rcv_wup:
+            # RFC 7323 §4.3: TS.Recent from segments at the left edge of the window.
+            self.ts_recent = ts_val
+            self.ts_recent_stamp = now
+        self.probes_out = 0
+        self.rcv_tstamp = now
+        if ack > self.snd_una:
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            self._new_ack(seg, ack, now)
+        if n:
+            self.rq.ready += payload
+            self.rcv_nxt = seq + n
+            self._event_data_recv(n, now)
+            if self.host.observed:
+                self.socket_event(now, "readable", f"{len(self.rq.ready)} bytes buffered")
+        self.output(now)
+        self._ack_check(now)
+        return True
 
     def _paws_reject(self, seg: Segment, now: int) -> bool:
         """RFC 7323 §5.3 PAWS: a TSval older than TS.Recent marks an old duplicate."""
@@ -829,9 +876,10 @@ class Connection:
                 and seq + len(seg.payload) > self.rcv_nxt
                 and seg.payload
             ):
-                # Linux: new data after the application closed its reading side -> reset the connection.
+                # Linux: new data after the application closed its reading side -> reset the connection
+                # (tcp_reset() + the caller's tcp_v4_send_reset(): <SEQ=SEG.ACK><CTL=RST>).
                 self.host.drop(seg, "data-after-close", now, self.id)
-                self.send_rst(now, "rst-data-after-close")
+                self.host.send_reset_for(seg, now, "rst-data-after-close")
                 self._done(now, "new data arrived after close()", error=0)
                 return
             else:
@@ -885,8 +933,13 @@ class Connection:
         nwin = seg.window << self.snd_wscale
         prior_una = self.snd_una
         prior_wnd = self.snd_wnd
-        # RFC 9293 §3.10.7.4: update the send window only from newer segments (SND.WL1/SND.WL2).
-        if ack > self.snd_una or seq > self.snd_wl1 or (seq == self.snd_wl1 and nwin > self.snd_wnd):
+        # RFC 9293 §3.10.7.4: update the send window only from newer segments (SND.WL1/SND.WL2); Linux
+        # tcp_may_update_window() (6.5+) also takes a zero window from a segment with SEQ == SND.WL1.
+        if (
+            ack > self.snd_una
+            or seq > self.snd_wl1
+            or (seq == self.snd_wl1 and (nwin > self.snd_wnd or not nwin))
+        ):
             if self.snd_wnd != nwin:
                 self.snd_wnd = nwin
                 if nwin > self.max_window:
@@ -921,8 +974,9 @@ class Connection:
                 self.cancel("linger", now)
                 self.lingering = False
                 if self.orphan and seg.payload and seq + len(seg.payload) > self.rcv_nxt:
+                    # Linux tcp_rcv_state_process() FIN_WAIT1: tcp_done() + tcp_v4_send_reset() (SEQ=SEG.ACK)
                     self.host.drop(seg, "data-after-close", now, self.id)
-                    self.send_rst(now, "rst-data-after-close")
+                    self.host.send_reset_for(seg, now, "rst-data-after-close")
                     self._done(now, "new data arrived after close()", error=0)
                     return "discard"
                 if seg.flags & FIN and self._fin_in_order(seg, seq):
@@ -1346,7 +1400,8 @@ class Connection:
                 and ((seg.ts_val - self.ts_recent) & 0xFFFFFFFF) not in (0,)
                 and ((seg.ts_val - self.ts_recent) & 0xFFFFFFFF) < 0x80000000
             )
-            if seq > self.rcv_nxt or newer_ts:
+            # Linux tcp_v4_rcv() TCP_TW_SYN: without a listener the TIME_WAIT stays and ACKs the SYN.
+            if (seq > self.rcv_nxt or newer_ts) and self.host.listener_for(self.laddr, self.lport):
                 # RFC 9293 §3.10.7.4 note / RFC 6191: a new incarnation may reuse the 4-tuple.
                 self.host.reopen_isn = self.snd_nxt + 65535 + 2
                 self._done(now, "new SYN reopens the TIME_WAIT 4-tuple", error=0)
@@ -1550,6 +1605,13 @@ class Connection:
             self.arm("keepalive", now + self.keepalive_time(), now)
         elif not on and "keepalive" in self.timers:
             self.cancel("keepalive", now)
+
+    def keepidle_changed(self, now: int) -> None:
+        """Linux tcp_sock_set_keepidle_locked(): with keepalive on, re-arm the timer counting the idle time
+        already elapsed (it fires at once if the connection has been idle longer than the new value)."""
+        if self.opts.keepalive and self.state not in (State.CLOSED, State.LISTEN):
+            elapsed = now - max(self.lrcvtime, self.rcv_tstamp)
+            self.arm("keepalive", now + max(self.keepalive_time() - elapsed, 0), now)
 
     def _keepalive_timer(self, now: int) -> None:
         """RFC 1122 §4.2.3.6 keep-alives, as Linux tcp_keepalive_timer()."""
