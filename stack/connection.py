@@ -327,13 +327,11 @@ class Connection:
         return opts
 
     def _syn_options(self, now: int, *, synack: bool) -> bytes:
+        """Linux tcp_syn_options(): a full socket's SYN, and its SYN-ACK of a simultaneous open
+        (tcp_send_synack()), carry what the sysctls enable, whatever the peer offered; TSecr is TS.Recent
+        (the peer's SYN TS val for a SYN-ACK; 0 for a SYN unless the 4-tuple was taken over from
+        TIME_WAIT)."""
         s = self.settings
-        if synack:
-            ts = (self._now_ts(now), self.ts_recent) if self.ts_ok else None
-            return syn_options(
-                self.advmss, sack=self.sack_ok, ts=ts, wscale=self.rcv_wscale if self.wscale_ok else None
-            )
-        # TS.Recent is 0 except on a 4-tuple taken over from TIME_WAIT (tcp_syn_options(): tsecr = ts_recent)
         ts = (self._now_ts(now), self.ts_recent) if s.tcp_timestamps else None
         return syn_options(
             self.advmss,
@@ -727,10 +725,7 @@ class Connection:
             )
 
     def _synack_options_simopen(self, now: int) -> bytes:
-        ts = (self._now_ts(now), self.ts_recent) if self.ts_ok else None
-        return syn_options(
-            self.advmss, sack=self.sack_ok, ts=ts, wscale=self.rcv_wscale if self.wscale_ok else None
-        )
+        return self._syn_options(now, synack=True)
 
     def _ecr_plausible(self, ecr: int, now: int) -> bool:
         # Linux: the echoed TS must lie between our SYN's send time and now.
@@ -1403,8 +1398,9 @@ class Connection:
             # Linux tcp_v4_rcv() TCP_TW_SYN: without a listener the TIME_WAIT stays and ACKs the SYN.
             if (seq > self.rcv_nxt or newer_ts) and self.host.listener_for(self.laddr, self.lport):
                 # RFC 9293 §3.10.7.4 note / RFC 6191: a new incarnation may reuse the 4-tuple.
+                # The host hands the SYN to a listener (and ends this TIME_WAIT) if there is one; if there is
+                # none, Linux's tcp_v4_rcv() falls through to an ACK from TIME_WAIT (TCP_TW_SYN -> TW_ACK).
                 self.host.reopen_isn = self.snd_nxt + 65535 + 2
-                self._done(now, "new SYN reopens the TIME_WAIT 4-tuple", error=0)
                 return "reopen"
         if not flags & RST:
             # Old duplicates: ACK them; restart 2MSL on anything with ACK (or a PAWS reject).
@@ -1415,9 +1411,11 @@ class Connection:
         self.host.drop(seg, "rst-out-of-window-time-wait", now, self.id)
         return None
 
-    def _tw_ack(self, seg: Segment, now: int) -> None:
-        if ((not seg.payload and not seg.flags & FIN) or seg.flags & SYN) and self._rate_limited(
-            now, "last_oow_ack"
+    def _tw_ack(self, seg: Segment, now: int, *, rate_limit: bool = True) -> None:
+        if (
+            rate_limit
+            and ((not seg.payload and not seg.flags & FIN) or seg.flags & SYN)
+            and self._rate_limited(now, "last_oow_ack")
         ):
             self.host.drop(seg, "ack-rate-limited", now, self.id)
             return

@@ -61,6 +61,7 @@ class Host:
         self._port_perturb: dict[tuple[str, int], int] = {}
         self._tw = 0
         self.reuse_isn: int | None = None
+        self.reuse_ts_recent = 0
         self.reopen_isn: int | None = None
         self._challenge_window = (-1, 0)
 
@@ -90,9 +91,11 @@ class Host:
                 isn, self.reopen_isn = self.reopen_isn, None
                 listener = self.listener_for(seg.dst, seg.dport)
                 if listener is not None:
+                    conn._done(now, "new SYN reopens the TIME_WAIT 4-tuple", error=0)
                     listener.on_segment(seg, now, isn=isn)
                 else:
-                    self.send_reset_for(seg, now, "rst-closed-port")
+                    # No listener to take the new incarnation: TIME_WAIT stays and ACKs (Linux TCP_TW_SYN).
+                    conn._tw_ack(seg, now, rate_limit=False)
             return
         listener = self.listener_for(seg.dst, seg.dport)
         if listener is not None:
@@ -332,17 +335,24 @@ class Host:
                 if existing is None:
                     return port
                 if existing.state is State.TIME_WAIT and self._tw_reusable(existing):
-                    self.reuse_isn = existing.snd_nxt + 65535 + 2
-                    existing._done(self.now, "TIME_WAIT reused by connect() (tcp_tw_reuse)", error=0)
+                    self.reuse_time_wait(existing)
                     return port
         raise OSError(errno.EADDRNOTAVAIL, "no local port free for this destination (ip_local_port_range)")
 
     def _tw_reusable(self, tw: Connection) -> bool:
-        """Linux tcp_twsk_unique(): with timestamps, after tcp_tw_reuse_delay since the last segment."""
+        """Linux tcp_twsk_unique(): with timestamps, once the TIME_WAIT is more than tcp_tw_reuse_delay ms
+        old (time_after32(now_ms, tw_entry_stamp + delay), so strictly later)."""
         mode = self.settings.tcp_tw_reuse
         if mode == 0 or (mode == 2 and not tw.raddr.startswith("127.")) or not tw.ts_ok:
             return False
-        return self.now - tw.ts_recent_stamp >= self.settings.tcp_tw_reuse_delay * MS
+        return self.now // MS - tw.tw_since // MS > self.settings.tcp_tw_reuse_delay
+
+    def reuse_time_wait(self, tw: Connection) -> None:
+        """connect() takes over a TIME_WAIT 4-tuple: ISN = its SND.NXT + 65537, and the new SYN echoes its
+        TS.Recent (tcp_twsk_unique() copies tw_ts_recent into the new socket)."""
+        self.reuse_isn = tw.snd_nxt + 65535 + 2
+        self.reuse_ts_recent = tw.ts_recent
+        tw._done(self.now, "TIME_WAIT reused by connect() (tcp_tw_reuse)", error=0)
 
     def _candidates(self, low: int, high: int, start: int, parity: int) -> list[int]:
         span = high - low + 1
