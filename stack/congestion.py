@@ -26,8 +26,8 @@ class Controller(ABC):
         return self.cwnd < self.ssthresh
 
     @abstractmethod
-    def on_ack(self, acked: int, cwnd_limited: bool) -> None:
-        """New data was acknowledged: grow the window."""
+    def on_ack(self, acked: int, cwnd_limited: bool, now: int = 0, srtt: int = 0) -> None:
+        """New data was acknowledged (acked segments, at stack time now, with the smoothed RTT in us)."""
 
     @abstractmethod
     def ssthresh_on_loss(self, in_flight: int) -> int:
@@ -37,7 +37,7 @@ class Controller(ABC):
 class NewReno(Controller):
     name = "reno"
 
-    def on_ack(self, acked: int, cwnd_limited: bool) -> None:
+    def on_ack(self, acked: int, cwnd_limited: bool, now: int = 0, srtt: int = 0) -> None:
         # Linux grows cwnd only while the sender is limited by it (tcp_is_cwnd_limited()).
         if not cwnd_limited or acked <= 0:
             return
@@ -60,7 +60,76 @@ class NewReno(Controller):
         return max(self.cwnd >> 1, 2) if in_flight <= 0 else max(min(self.cwnd, in_flight) >> 1, 2)
 
 
-CONTROLLERS: dict[str, type[Controller]] = {NewReno.name: NewReno, "newreno": NewReno}
+class Cubic(Controller):
+    """CUBIC (RFC 9438): after a loss the window follows W(t) = C*(t - K)^3 + W_max, concave up to the
+    old maximum and convex beyond it, never slower than Reno would be (the Reno-friendly region).
+    Slow start is Reno's (no HyStart). Floats are fine here: the same inputs give the same numbers.
+    """
+
+    name = "cubic"
+    C = 0.4
+    BETA = 0.7
+
+    def __init__(self, init_cwnd: int) -> None:
+        super().__init__(init_cwnd)
+        self.w_max = 0.0
+        self.w_last_max = 0.0
+        self.k = 0.0
+        self.epoch_start: int | None = None
+        self.w_est = 0.0
+        self.ack_count = 0.0
+
+    def ssthresh_on_loss(self, in_flight: int) -> int:
+        cwnd = float(self.cwnd)
+        # RFC 9438 §4.7 fast convergence: release bandwidth to new flows when the maximum shrinks.
+        if cwnd < self.w_last_max:
+            self.w_last_max = cwnd
+            self.w_max = cwnd * (1.0 + self.BETA) / 2.0
+        else:
+            self.w_last_max = cwnd
+            self.w_max = cwnd
+        self.epoch_start = None
+        return max(int(cwnd * self.BETA), 2)
+
+    def on_ack(self, acked: int, cwnd_limited: bool, now: int = 0, srtt: int = 0) -> None:
+        if not cwnd_limited or acked <= 0:
+            return
+        if self.in_slow_start:
+            grow = min(self.cwnd + acked, self.ssthresh)
+            acked -= grow - self.cwnd
+            self.cwnd = grow
+            if acked <= 0:
+                return
+        rtt = max(srtt, 1000) / 1_000_000  # seconds, at least 1 ms
+        if self.epoch_start is None:
+            # RFC 9438 §4.2: a new congestion-avoidance epoch.
+            self.epoch_start = now
+            if self.w_max < self.cwnd:
+                self.w_max = float(self.cwnd)
+            self.k = ((self.w_max - self.cwnd) / self.C) ** (1.0 / 3.0) if self.w_max > self.cwnd else 0.0
+            self.w_est = float(self.cwnd)
+            self.ack_count = 0.0
+        t = (now - self.epoch_start) / 1_000_000
+        target = self.C * (t + rtt - self.k) ** 3 + self.w_max
+        # RFC 9438 §4.3 Reno-friendly estimate: alpha = 3 (1 - beta) / (1 + beta) segments per RTT.
+        alpha = 3.0 * (1.0 - self.BETA) / (1.0 + self.BETA)
+        self.w_est += alpha * acked / max(self.cwnd, 1)
+        if target < self.w_est:
+            target = self.w_est
+        target = min(target, 1.5 * self.cwnd)  # RFC 9438 §4.4: at most +50 % per RTT
+        if target > self.cwnd:
+            self.ack_count += acked * (target - self.cwnd) / self.cwnd
+            if self.ack_count >= 1.0:
+                whole = int(self.ack_count)
+                self.cwnd += whole
+                self.ack_count -= whole
+
+
+CONTROLLERS: dict[str, type[Controller]] = {
+    NewReno.name: NewReno,
+    "newreno": NewReno,
+    Cubic.name: Cubic,
+}
 
 
 def make_controller(name: str, init_cwnd: int) -> Controller:

@@ -1087,7 +1087,7 @@ class Connection:
             cwnd_limited = (
                 self.cc.cwnd < 2 * self.max_packets_out if self.cc.in_slow_start else self.is_cwnd_limited
             )
-            self.cc.on_ack(n_acked, cwnd_limited)
+            self.cc.on_ack(n_acked, cwnd_limited, now, self.rtt.srtt)
             if self.cc.cwnd != before:
                 self._cwnd_event(now, "ack")
         if self.sq.segs:

@@ -94,3 +94,49 @@ def test_newreno_arithmetic() -> None:
     assert cc.ssthresh_on_loss(20) == 8  # RFC 5681 eq. (4): max(min(cwnd, flight) / 2, 2)
     assert cc.ssthresh_on_loss(3) == 2
     assert make_controller("reno", 10).name == "reno"
+
+
+def test_cubic_grows_back_along_the_cubic_curve_after_a_loss() -> None:
+    from stack.congestion import Cubic
+
+    cc = Cubic(10)
+    cc.cwnd = 100
+    cc.ssthresh = cc.ssthresh_on_loss(100)
+    assert cc.ssthresh == 70  # RFC 9438 §4.6: beta_cubic = 0.7
+    cc.cwnd = cc.ssthresh
+    sizes = []
+    now = 0
+    rtt = 200_000  # a long RTT, where the cubic curve (not the Reno-friendly estimate) rules
+    for _ in range(60):  # 60 RTTs: 12 s
+        now += rtt
+        cc.on_ack(cc.cwnd, cwnd_limited=True, now=now, srtt=rtt)
+        sizes.append(cc.cwnd)
+    # K = cbrt(100 * 0.3 / 0.4) = 4.2 s: concave growth towards W_max = 100, a plateau there, then convex.
+    at_k = sizes[round(4.2e6 / rtt) - 1]
+    assert 97 <= at_k <= 101
+    assert sizes[5] - sizes[0] > sizes[20] - sizes[15]  # concave: fast at first, slow near W_max
+    assert sizes[-1] - sizes[-6] > sizes[25] - sizes[20]  # convex: probing beyond W_max accelerates
+    assert sizes == sorted(sizes)
+
+
+def test_cubic_is_reno_friendly_at_short_rtts() -> None:
+    from stack.congestion import Cubic
+
+    cc = Cubic(10)
+    cc.cwnd = 100
+    cc.ssthresh = cc.ssthresh_on_loss(100)
+    cc.cwnd = 70
+    now = 0
+    for _ in range(100):  # 100 RTTs of 20 ms: Reno would add ~0.53 * 100 = 53 segments (RFC 9438 §4.3)
+        now += 20_000
+        cc.on_ack(cc.cwnd, cwnd_limited=True, now=now, srtt=20_000)
+    assert 115 <= cc.cwnd <= 130
+
+
+def test_cubic_is_selectable_on_a_live_lab() -> None:
+    lab = connected(tcp_congestion_control="cubic")
+    conn = next(iter(lab.hosts["client"].conns.values()))
+    assert conn.cc.name == "cubic"
+    events = bulk(lab, 1.0, drop_at=0.3)
+    assert any(cause == "fast-retransmit" for *_, cause in events)
+    assert lab.recv("server", 1 << 24) is not None
