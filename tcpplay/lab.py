@@ -17,7 +17,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stack import Event, Host, Socket, State
 from stack.snapshot import ConnectionSnapshot
@@ -26,6 +26,10 @@ from stack.wire import SYN, build_packet, syn_options
 from .capture import CORRUPTED, HOST_DOWN, NO_ROUTE, Capture, CaptureRecord
 from .clock import ScaledClock, VirtualClock
 from .links.memory import DROP_KINDS, Impairment, MemoryLink
+
+if TYPE_CHECKING:
+    from .links.kernel import KernelPeer, KernelSnapshot
+    from .links.tun import Arrival
 
 SEC = 1_000_000
 LAB_NET = "198.18.0.0/15"  # RFC 2544: reserved for network benchmarking labs
@@ -114,6 +118,19 @@ def errno_name(code: int) -> str:
     return errno.errorcode.get(code, str(code))
 
 
+def _real_link_mode(link: str | None, peer: str | None) -> str:
+    """The real-time link to open: "tun" (stack to stack over TUN), "kernel" (a kernel peer), or ""."""
+    if link not in (None, "memory", "tun"):
+        raise LabError(f"link must be 'memory' or 'tun', not {link!r}")
+    if peer not in (None, "stack", "kernel"):
+        raise LabError(f"peer must be 'stack' or 'kernel', not {peer!r}")
+    if peer == "kernel":
+        if link == "memory":
+            raise LabError("the kernel peer is reached over a TUN device: use link 'tun' (or leave it unset)")
+        return "kernel"
+    return "tun" if link == "tun" else ""
+
+
 class Lab:
     """Two (or more) stack hosts on an in-memory wire, a clock, and the controls a user has."""
 
@@ -123,16 +140,34 @@ class Lab:
         seed: int = 1,
         hosts: dict[str, str] | None = None,
         settings: dict[str, Any] | None = None,
-        delay: float = 0.010,
+        delay: float | None = None,  # seconds each way; None = 10 ms on the memory link, 0 on real ones
         clock: VirtualClock | ScaledClock | None = None,
         capture_size: int = 100_000,
         checksum: bool = True,
         log_size: int = 200_000,
+        link: str | None = None,
+        peer: str | None = None,
+        kernel_role: str = "server",
     ) -> None:
+        """link: "memory" (the default; no privileges) or "tun" (each stack host on a TUN device in a private
+        network namespace, the kernel routing between them; needs root). peer="kernel": the host named
+        `kernel_role` is Linux itself, a real socket in that namespace facing our other host over TUN
+        (implies link "tun"). Real-time links run on a RealtimeClock (1x, no pause: the kernel's clock),
+        default to no added delay, are driven by `pump()` and hold a namespace that `close_link()` (or
+        `with Lab(...)`, atexit, SIGTERM/SIGHUP) removes."""
+        real = _real_link_mode(link, peer)
+        if real and clock is not None:
+            raise LabError("a real-time link (tun / kernel peer) runs on the kernel's clock; pass no clock")
         self.seed = seed
         self.clock = clock or VirtualClock()
         self.link = MemoryLink(seed)
         self.link_mode = "memory"
+        self.kernel: KernelPeer | None = None
+        self.realtime_link = False
+        if real:
+            from .links.tun import RealtimeClock
+
+            self.clock = RealtimeClock()  # stack time: monotonic microseconds since the lab started
         self.capture = Capture(capture_size)
         self.checksum = checksum
         self.log: deque[LabEvent] = deque(maxlen=log_size)
@@ -145,10 +180,20 @@ class Lab:
         self._unsubscribe: dict[str, Callable[[], None]] = {}
         self._now = self.clock.now()
         self.trace_timers = True
+        kernel_name = kernel_role if real == "kernel" else None
         for name, address in (hosts or DEFAULT_HOSTS).items():
-            self._add_host(name, address)
-        for name in self.hosts:
-            self.link.set_impairment(name, delay=delay)
+            if name != kernel_name:
+                self._add_host(name, address)
+        if real:
+            self._open_real_link(hosts or DEFAULT_HOSTS, kernel_name)
+        if delay is None:
+            delay = 0.0 if real else 0.010
+        try:
+            for name in [*self.hosts, *([kernel_name] if kernel_name else [])]:
+                self.link.set_impairment(name, delay=delay)
+        except BaseException:
+            self.close_link()  # never leave a namespace behind a constructor that failed
+            raise
 
     # ------------------------------------------------------------------------------------------------------
     # hosts
@@ -172,6 +217,50 @@ class Lab:
         self._unsubscribe[name] = host.subscribe(lambda event, n=name: self._host_event(n, event))
         return host
 
+    def _open_real_link(self, addresses: dict[str, str], kernel_name: str | None) -> None:
+        """Create the private namespace, the TUN devices and (for a kernel peer) the Linux end."""
+        from .links.tun import open_tun_link
+
+        kernel: tuple[str, str] | None = None
+        if kernel_name is not None:
+            if kernel_name not in addresses:
+                raise LabError(f"kernel_role must name a host ({', '.join(addresses)}), not {kernel_name!r}")
+            kernel = (kernel_name, addresses[kernel_name])
+        stack_hosts = {name: host.address for name, host in self.hosts.items()}
+        self.link = open_tun_link(self.seed, stack_hosts, kernel_peer=kernel)
+        self.link_mode = "kernel" if kernel else "tun"
+        self.realtime_link = True
+        if kernel is not None:
+            from .links.kernel import KernelPeer
+
+            name = kernel[0]
+            self.kernel = KernelPeer(
+                self.link.netns, name, kernel[1], lambda: self._now, lambda text: self.note(text, name)
+            )
+
+    def close_link(self) -> None:
+        """Remove what the lab holds outside this process: a real-time link's namespace, its devices and
+        the kernel peer's sockets. Idempotent; a memory lab holds nothing."""
+        closer = getattr(self.link, "close", None)
+        if closer is not None:
+            closer()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close_link()
+
+    def _kernel(self, name: str) -> KernelPeer | None:
+        """The kernel peer if `name` is its host name, else None."""
+        kernel = self.kernel
+        return kernel if kernel is not None and name == kernel.name else None
+
+    def address_of(self, name: str) -> str:
+        """The IPv4 address of a host (stack or kernel peer) by name."""
+        kernel = self._kernel(name)
+        return kernel.address if kernel is not None else self.host(name).address
+
     def host(self, name: str) -> Host:
         try:
             return self.hosts[name]
@@ -179,7 +268,7 @@ class Lab:
             raise LabError(f"no host named {name!r}; hosts are {', '.join(self.hosts)}") from None
 
     def other(self, name: str) -> str:
-        others = [n for n in self.hosts if n != name]
+        others = [n for n in [*self.hosts, *([self.kernel.name] if self.kernel else [])] if n != name]
         if not others:
             raise LabError("the lab has only one host")
         return others[0]
@@ -234,13 +323,19 @@ class Lab:
     def seconds(self) -> float:
         return self._now / SEC
 
-    def connections(self, host: str) -> list[ConnectionSnapshot]:
+    def connections(self, host: str) -> list[ConnectionSnapshot] | list[KernelSnapshot]:
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.connections()
         if host in self.down:
             return []
         return self.host(host).connections()
 
     def state(self, host: str) -> State:
         """The state of the host's current connection (LISTEN if only a listener, CLOSED if nothing)."""
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.state()
         sock = self.apps[host].current() if host in self.apps else None
         if sock is not None:
             return sock.state
@@ -249,7 +344,10 @@ class Lab:
             return State.LISTEN
         return State.CLOSED
 
-    def snapshot(self, host: str) -> ConnectionSnapshot | None:
+    def snapshot(self, host: str) -> ConnectionSnapshot | KernelSnapshot | None:
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.snapshot()
         sock = self.apps[host].current()
         if sock is not None and sock.conn is not None:
             return sock.conn.snapshot()
@@ -326,6 +424,8 @@ class Lab:
         return took
 
     def _put_on_wire(self, src: str, packet: bytes, t: int) -> CaptureRecord:
+        if self.realtime_link:
+            return self._put_on_tun(src, packet, t)
         dst_addr = ".".join(str(b) for b in packet[16:20])
         dst = self.name_of(dst_addr)
         verdict = self.link.transmit(src, packet, t)
@@ -342,6 +442,63 @@ class Lab:
                 self.link.schedule(dst, wire_packet, arrival, record.number)
         self._publish(PacketEvent(t, record))
         return record
+
+    def _put_on_tun(self, src: str, packet: bytes, t: int, inbound: Arrival | None = None) -> CaptureRecord:
+        """Real-time link: capture the packet, decide its fate with the impairments (our link layer), then
+        write it to the sender's TUN device or -- `inbound`, a packet the kernel sent (links.tun.Arrival)
+        -- deliver it to our host at its arrival time (nowhere if it is for nobody here)."""
+        link: Any = self.link
+        if inbound is None:
+            dst = link.destination(packet)
+        else:
+            dst = inbound.dst or link.destination(packet)
+        verdict = link.transmit(src, packet, t)
+        fate = verdict.fate
+        if inbound is not None:
+            nobody = inbound.dst is None
+        else:
+            nobody = dst not in self.hosts and self._kernel(dst) is None
+        if nobody and verdict.arrivals:
+            fate = NO_ROUTE  # a spoofed address: still written out (tcpdump sees it), the kernel drops it
+        elif dst in self.down and verdict.arrivals:
+            fate = HOST_DOWN
+        record = self.capture.add(t, src, dst, packet, fate)
+        if verdict.arrivals and fate != HOST_DOWN and (inbound is None or fate != NO_ROUTE):
+            record.arrival = verdict.arrivals[0]
+            wire_packet = link.corrupt(packet) if fate == CORRUPTED else packet
+            for arrival in verdict.arrivals:
+                if inbound is None:
+                    link.send(src, wire_packet, arrival, t)
+                else:
+                    link.schedule(dst, wire_packet, arrival, record.number)
+        self._publish(PacketEvent(t, record))
+        return record
+
+    def pump(self, timeout: float = 0.0) -> int:
+        """Real-time links: wait up to `timeout` seconds for a packet from the kernel or for our next due
+        event (timer, delayed packet), read what the TUN devices hold (non-blocking) and process
+        everything up to the present. Returns the number of packets read. The UI calls it from its
+        refresh loop, scripts in a loop; on the memory link it is sync_clock()."""
+        if not self.realtime_link:
+            self.sync_clock()
+            return 0
+        link: Any = self.link
+        wait = max(0.0, timeout)
+        due = self._next_due()
+        if due is not None:
+            wait = min(wait, max(0.0, (due - self.clock.now()) / SEC))
+        if wait > 0:
+            link.wait(wait)
+        now = max(self.clock.now(), self._now)
+        self.run_to(now)  # timers due by now first, so the capture stays in time order
+        arrivals = link.poll_arrivals(now)
+        for arrival in arrivals:
+            if not arrival.forwarded:
+                self._put_on_tun(arrival.src, arrival.packet, now, arrival)
+            elif arrival.dst is not None:  # we sent it: captured and impaired when it was written
+                link.schedule(arrival.dst, arrival.packet, now, 0)
+        self.run_to(now)
+        return len(arrivals)
 
     def run_to(self, t: int) -> None:
         """Process every event up to stack time t, each at its own time, and end with the clock at t."""
@@ -360,12 +517,21 @@ class Lab:
         if seconds < 0:
             raise LabError(f"cannot advance by a negative time ({seconds} s)")
         target = self._now + round(seconds * SEC)
+        if self.realtime_link:  # real time: wait it out, handling the kernel's packets as they come
+            while self.clock.now() < target:
+                self.pump(min(0.05, (target - self.clock.now()) / SEC))
+            self.pump(0)
+            return
         self.run_to(target)
         if not self.clock.realtime:
             self.clock.jump(self._now)
 
     def step(self) -> int | None:
-        """Jump to the next event and process it; returns its time, or None when nothing is pending."""
+        """Jump to the next event and process it; returns its time, or None when nothing is pending.
+        On a real-time link time cannot jump: wait (up to 1 s) for the next event instead."""
+        if self.realtime_link:
+            self.pump(1.0)
+            return self._now
         due = self._next_due()
         if due is None:
             return None
@@ -392,6 +558,8 @@ class Lab:
         return best
 
     def skip_to_next_timer(self) -> tuple[int, str, str] | None:
+        if self.realtime_link:
+            raise LabError("cannot skip ahead on a real-time link: the kernel's clock is real time")
         nxt = self.next_timer()
         if nxt is not None:
             self.run_to(max(nxt[0], self._now))
@@ -400,7 +568,16 @@ class Lab:
         return nxt
 
     def run_until(self, condition: Callable[[], bool], timeout: float = 60.0) -> bool:
-        """Step through events until condition() holds or `timeout` seconds of stack time pass."""
+        """Step through events until condition() holds or `timeout` seconds of stack time pass (real
+        seconds on a real-time link)."""
+        if self.realtime_link:
+            limit = self.clock.now() + round(timeout * SEC)
+            while not condition():
+                left = limit - self.clock.now()
+                if left <= 0:
+                    return condition()
+                self.pump(min(left / SEC, 0.01))
+            return True
         limit = self._now + round(timeout * SEC)
         while not condition():
             due = self._next_due()
@@ -418,6 +595,9 @@ class Lab:
 
     def sync_clock(self) -> None:
         """Real-time mode: process everything up to the clock's current time."""
+        if self.realtime_link:
+            self.pump(0)
+            return
         target = self.clock.now()
         if target > self._now:
             self.run_to(target)
@@ -433,6 +613,8 @@ class Lab:
     # user actions on sockets
 
     def _up(self, host: str) -> Host:
+        if self.realtime_link:
+            self.pump(0)  # act at the present, not at the last pump
         h = self.host(host)
         if host in self.down:
             raise LabError(f"{host} is down (crashed); reboot it first")
@@ -461,6 +643,9 @@ class Lab:
         self, host: str = "server", port: int = DEFAULT_PORT, backlog: int = 128, *, reuseaddr: bool = True
     ):
         """socket(), SO_REUSEADDR, bind(0.0.0.0:port), listen(backlog) on `host`."""
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.listen(port, backlog)
         h = self._up(host)
         app = self.apps[host]
         if app.listener is not None and not app.listener.closed:
@@ -481,15 +666,16 @@ class Lab:
         *,
         bind_port: int | None = None,
         options: dict[str, Any] | None = None,
-    ) -> Socket:
-        """socket() and a non-blocking connect() from `host` to another host (name) or address."""
-        h = self._up(host)
+    ) -> Socket | pysocket.socket:
+        """socket() and a non-blocking connect() from `host` to another host (name) or address. A real
+        socket.socket when `host` is the kernel peer."""
         if to is None:
             to = self.other(host)
-        if isinstance(to, str):
-            address = (self.host(to).address, port)
-        else:
-            address = to
+        address = (self.address_of(to), port) if isinstance(to, str) else to
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.connect(address, bind_port=bind_port or 0, options=options)
+        h = self._up(host)
         sock = h.socket()
         for name, value in (options or {}).items():
             self._setsockopt(sock, name, value)
@@ -505,7 +691,10 @@ class Lab:
         self.settle()
         return sock
 
-    def accept(self, host: str = "server") -> Socket | None:
+    def accept(self, host: str = "server") -> Socket | pysocket.socket | None:
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.accept()
         app = self.apps[host]
         self._up(host)
         if app.listener is None or app.listener.closed:
@@ -531,6 +720,9 @@ class Lab:
 
     def send(self, host: str, data: bytes, sock: Socket | None = None) -> int:
         """send() as much of data as the send buffer takes; returns the count (0 if it was full)."""
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.send(data)
         self._up(host)
         s = self._conn(host, sock)
         try:
@@ -540,6 +732,9 @@ class Lab:
         return int(n)
 
     def recv(self, host: str, size: int = 65536, sock: Socket | None = None) -> bytes:
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.recv(size) or b""
         self._up(host)
         s = self._conn(host, sock)
         try:
@@ -558,11 +753,17 @@ class Lab:
         modes = {"rd": pysocket.SHUT_RD, "wr": pysocket.SHUT_WR, "rdwr": pysocket.SHUT_RDWR}
         if how.lower() not in modes:
             raise LabError(f"shutdown takes rd, wr or rdwr, not {how!r}")
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.shutdown(modes[how.lower()])
         self._up(host)
         s = self._conn(host, sock)
         self._call(host, f"shutdown(SHUT_{how.upper()})", lambda: s.shutdown(modes[how.lower()]))
 
     def close(self, host: str, sock: Socket | None = None, *, listener: bool = False) -> None:
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.close_listener() if listener else kernel.close()
         self._up(host)
         app = self.apps[host]
         if listener:
@@ -575,6 +776,9 @@ class Lab:
 
     def abort(self, host: str, sock: Socket | None = None) -> None:
         """SO_LINGER {1, 0} then close(): the abortive release (RST)."""
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.abort()
         self._up(host)
         s = self._conn(host, sock)
         s.setsockopt(pysocket.SOL_SOCKET, pysocket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -599,6 +803,9 @@ class Lab:
 
     def setsockopt(self, host: str, name: str, value: Any, sock: Socket | None = None) -> None:
         """Set a socket option on the host's current connection (or listener if it has none)."""
+        kernel = self._kernel(host)
+        if kernel is not None:
+            return kernel.setsockopt(name, value)
         self._up(host)
         target = sock or self.apps[host].current() or self.apps[host].listener
         if target is None:
@@ -625,7 +832,7 @@ class Lab:
     def _direction(self, direction: str) -> str:
         if direction in ("any", "both"):
             return "any"
-        if direction in self.hosts:
+        if direction in self.hosts or self._kernel(direction) is not None:
             return direction
         aliases = {"c2s": "client", "s2c": "server"}
         if direction in aliases and aliases[direction] in self.hosts:
@@ -687,7 +894,7 @@ class Lab:
         """Send `count` SYNs from spoofed addresses (198.19.x.y) that will never answer."""
         if count < 1 or count > 100_000:
             raise LabError("a SYN flood needs between 1 and 100000 SYNs")
-        dst = self.host(target).address
+        dst = self.address_of(target)
         rng_key = hashlib.blake2b(f"flood:{self.seed}:{self.capture.total}".encode(), digest_size=8).digest()
         base = int.from_bytes(rng_key, "big")
         self._sync_hosts()
@@ -720,3 +927,51 @@ class Lab:
     def count_in_state(self, host: str, state: State | str) -> int:
         wanted = state if isinstance(state, State) else State[state]
         return sum(1 for snap in self.connections(host) if snap.state is wanted)
+
+    def inject(
+        self,
+        host: str,
+        flags: int,
+        *,
+        seq: int = 0,
+        ack: int = 0,
+        window: int | None = None,
+        payload: bytes = b"",
+        sock: Socket | None = None,
+    ) -> CaptureRecord:
+        """Put a hand-made segment on the wire as if `host` had sent it on its current connection: the
+        network delivering an old duplicate SYN, a forged RST... `seq` is relative to that connection's ISS
+        and `ack` to its IRS, as the trace prints them; a SYN carries mss, sackOK and wscale options."""
+        from stack.wire import ACK
+
+        from .format import tcpdump_flags
+
+        self._up(host)
+        s = self._conn(host, sock)
+        conn = s.conn
+        if conn is None:
+            raise LabError(f"{host} has no connection to inject a segment on; connect first")
+        mask = 0xFFFFFFFF
+        seq_abs = (conn.iss + seq) & mask
+        ack_abs = (conn.irs + ack) & mask if flags & ACK else 0
+        options = syn_options(1460, sack=True, ts=None, wscale=7) if flags & SYN else b""
+        packet = build_packet(
+            conn.laddr,
+            conn.raddr,
+            conn.lport,
+            conn.rport,
+            seq_abs,
+            ack_abs,
+            flags,
+            64240 if window is None else window,
+            options,
+            payload,
+            checksum=self.checksum,
+        )
+        what = f"[{tcpdump_flags(flags)}] seq {seq_abs} (its ISN {seq:+d})"
+        if flags & ACK:
+            what += f", ack {ack_abs} (the peer's ISN {ack:+d})"
+        self.note(f"injected from {host}: {what}, length {len(payload)}", None, kind="info")
+        record = self._put_on_wire(host, packet, self._now)
+        self.settle()
+        return record
