@@ -56,8 +56,10 @@ class NewReno(Controller):
             self.cwnd += delta
 
     def ssthresh_on_loss(self, in_flight: int) -> int:
-        # RFC 5681 eq. (4): ssthresh = max(FlightSize / 2, 2 * SMSS), in segments; Linux tcp_reno_ssthresh.
-        return max(self.cwnd >> 1, 2) if in_flight <= 0 else max(min(self.cwnd, in_flight) >> 1, 2)
+        # Linux tcp_reno_ssthresh(): max(cwnd / 2, 2). RFC 5681 eq. (4) says FlightSize / 2; Linux's cwnd
+        # only grows while it is used (tcp_is_cwnd_limited()), so the two agree when it matters, and
+        # half of what is still in the pipe (SACKed and lost segments excluded) would cut far too deep.
+        return max(self.cwnd >> 1, 2)
 
 
 class Cubic(Controller):

@@ -66,14 +66,16 @@ def test_initial_window_is_ten_segments_then_slow_start_doubles_it_every_round_t
 
 def test_a_loss_halves_the_window_and_congestion_avoidance_then_adds_one_segment_per_rtt() -> None:
     lab = connected()
-    events = bulk(lab, 1.5, drop_at=0.4)
-    loss = next(e for e in events if e[3] == "fast-retransmit")
+    events = bulk(lab, 1.5, drop_at=0.13)  # mid slow start: the flight is exactly cwnd
+    i = next(i for i, e in enumerate(events) if e[3] == "fast-retransmit")
+    loss = events[i]
+    assert events[i - 1][1] == 40  # cwnd when the three duplicate ACKs come
     _, cwnd_at_loss, ssthresh, _ = loss
-    assert ssthresh >= 2 and cwnd_at_loss == ssthresh  # RFC 6675: cwnd = ssthresh on entering recovery
+    # Linux tcp_reno_ssthresh(): half the window; RFC 6675: cwnd = ssthresh on entering recovery.
+    assert (cwnd_at_loss, ssthresh) == (20, 20)
     end = next(e for e in events if e[3] == "recovery-end" and e[0] >= loss[0])
     after = [e for e in events if e[0] > end[0] and e[3] == "ack"]
     assert after, "the window grows again after recovery"
-    # Congestion avoidance: cwnd >= ssthresh grows by exactly one segment at a time, about once per RTT.
     assert end[1] == ssthresh  # Linux tcp_end_cwnd_reduction(): cwnd = ssthresh when recovery ends
     assert [e[1] for e in after[:10]] == list(range(ssthresh + 1, ssthresh + 11))
     assert [b[0] - a[0] for a, b in itertools.pairwise(after[:10])] == [20] * 9  # one RTT each
@@ -91,7 +93,9 @@ def test_newreno_arithmetic() -> None:
     assert (cc.cwnd, cc.cwnd_cnt) == (16, 3)
     cc.on_ack(13, cwnd_limited=True)
     assert (cc.cwnd, cc.cwnd_cnt) == (17, 0)
-    assert cc.ssthresh_on_loss(20) == 8  # RFC 5681 eq. (4): max(min(cwnd, flight) / 2, 2)
+    assert cc.ssthresh_on_loss(20) == 8  # Linux tcp_reno_ssthresh(): max(cwnd / 2, 2), cwnd = 17
+    assert cc.ssthresh_on_loss(3) == 8  # what is left in the pipe does not matter
+    cc.cwnd = 3
     assert cc.ssthresh_on_loss(3) == 2
     assert make_controller("reno", 10).name == "reno"
 

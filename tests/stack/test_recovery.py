@@ -79,7 +79,7 @@ def test_one_lost_segment_is_fast_retransmitted_after_three_dup_acks_with_sack()
     client = lab.snapshot("client")
     assert client is not None
     assert client.total_retrans == 1
-    assert client.ssthresh == 2  # RFC 5681 eq. (4): max(FlightSize / 2, 2) with 5 segments in the pipe
+    assert client.ssthresh == 5  # Linux tcp_reno_ssthresh(): max(cwnd / 2, 2) with the initial cwnd of 10
     assert lab.recv("server") == bytes(6 * MSS)
 
 
