@@ -151,6 +151,7 @@ class Connection:
         self.shut_wr = False
         self.fin_received = False
         self.error = 0
+        self.syn_rcv_wscale = 0  # the window scale our SYN offered (set by connect())
         self.tw_mode = False  # Linux's timewait minisocket in substate FIN_WAIT2 (an orphan)
         self.lingering = False
         self.closed_cause = ""
@@ -337,7 +338,9 @@ class Connection:
             self.advmss,
             sack=bool(s.tcp_sack),
             ts=ts,
-            wscale=self.rcv_wscale if s.tcp_window_scaling else None,
+            # The scale our SYN offered: a peer SYN without one turns scaling off for the connection
+            # (rcv_wscale = 0), but the SYN-ACK repeats our SYN (Linux never clears it on this path).
+            wscale=self.syn_rcv_wscale if s.tcp_window_scaling else None,
         )
 
     def transmit(
@@ -575,6 +578,7 @@ class Connection:
         self.snd_nxt = self.iss + 1
         self.sq.reset_base(self.iss + 1)
         self.init_rcv_window(self.advmss)
+        self.syn_rcv_wscale = self.rcv_wscale
         self.set_state(State.SYN_SENT, now, "connect()")
         self.sq.segs.append(SentSegment(self.iss, self.iss + 1, SYN, now))
         self.transmit(now, self.iss, SYN, reason="syn")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import syncookies
 from .connection import MS, SEC, TCP_MSS_DEFAULT, Connection, SocketOptions
-from .events import SocketEvent, StateChanged, TimerArmed, TimerFired
+from .events import SocketEvent, StateChanged, TimerArmed, TimerCancelled, TimerFired
 from .sendqueue import SentSegment
 from .snapshot import ConnectionSnapshot
 from .state import State
@@ -47,6 +47,7 @@ class RequestSock:
         self.num_timeout = 0
         self.num_retrans = 0
         self.acked = False  # the final ACK came but the accept queue was full
+        self.cookie = False  # rebuilt from a SYN cookie: no record of when the SYN-ACK was sent
         self.first_sent = now
         self.last_sent = now
         self.last_oow_ack: int | None = None
@@ -110,6 +111,11 @@ class RequestSock:
         host.timers.arm(self, "syn-ack", now + timeout)
         if host.observed:
             host.emit(TimerArmed(now, self.id, "syn-ack", now + timeout))
+
+    def cancel_timer(self, now: int) -> None:
+        host = self.listener.host
+        if host.timers.cancel(self, "syn-ack") and host.observed:
+            host.emit(TimerCancelled(now, self.id, "syn-ack"))
 
     def snapshot(self) -> ConnectionSnapshot:
         return ConnectionSnapshot(
@@ -272,6 +278,7 @@ class Listener:
             syn.wscale = wscale
             syn.sack_permitted = bool(sack and s.tcp_sack)
         req = RequestSock(self, syn, cookie, now)
+        req.cookie = True
         req.peer_mss = mss
         self.emit_state(key, State.LISTEN, State.SYN_RCVD, now, "valid SYN cookie in ACK")
         self._make_child(req, seg, now)
@@ -286,6 +293,9 @@ class Listener:
             if not self._req_rate_limited(req, now):
                 req.send_synack(now, "syn-ack-retransmit")
                 req.num_retrans += 1
+                # Linux tcp_check_req(): "Reset timer after retransmitting SYNACK" (mod_timer_pending to
+                # now + reqsk_timeout()).
+                req.arm(now)
             else:
                 host.drop(seg, "syn-retransmit-rate-limited", now, req.id)
             return
@@ -340,7 +350,7 @@ class Listener:
                 host.drop(seg, "accept-queue-full", now, req.id)
             return
         del self.syn_queue[req.id]
-        host.timers.cancel(req, "syn-ack")
+        req.cancel_timer(now)
         self._make_child(req, seg, now)
 
     def _req_rate_limited(self, req: RequestSock, now: int) -> bool:
@@ -363,7 +373,10 @@ class Listener:
         child.sq.reset_base(req.iss + 1)
         child.sq.segs.append(SentSegment(req.iss, req.iss + 1, SYN, req.last_sent))
         child.sq.segs[0].first_sent = req.first_sent
-        child.sq.segs[0].retrans = req.num_retrans
+        # Linux cookie_tcp_reqsk_init() sets snt_synack = 0: no RTT sample from the send time of a cookie
+        # SYN-ACK (tcp_synack_rtt_meas()); only TSecr can give one, else RTO falls back to 3 s. Marking the
+        # SYN as retransmitted routes _syn_acked() that way.
+        child.sq.segs[0].retrans = 1 if req.cookie else req.num_retrans
         child.rcv_nxt = req.irs + 1
         child.rcv_wup = child.rcv_nxt
         child.rcv_wnd = req.rcv_wnd
@@ -397,7 +410,7 @@ class Listener:
 
     def drop_request(self, req: RequestSock, now: int, new: State, cause: str) -> None:
         self.syn_queue.pop(req.id, None)
-        self.host.timers.cancel(req, "syn-ack")
+        req.cancel_timer(now)
         self.emit_state(req.id, State.SYN_RCVD, new, now, cause)
 
     def close(self, now: int) -> None:

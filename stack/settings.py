@@ -12,6 +12,8 @@ import difflib
 from dataclasses import dataclass, fields
 from typing import Any
 
+from .congestion import CONTROLLERS
+
 
 @dataclass(slots=True)
 class Settings:
@@ -65,18 +67,25 @@ class Settings:
     ip_local_port_range: tuple[int, int] = (32768, 60999)
 
     def update(self, **changes: Any) -> None:
-        """Set several settings at once; an unknown name or a wrong type raises ValueError naming it."""
-        for name, value in changes.items():
-            self.set(name, value)
+        """Set several settings at once; an unknown name or a bad value raises ValueError naming it, and
+        then nothing is changed (every value is checked before any is applied)."""
+        checked = {name: self.checked(name, value) for name, value in changes.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
 
     def set(self, name: str, value: Any) -> None:
+        setattr(self, name, self.checked(name, value))
+
+    def checked(self, name: str, value: Any) -> Any:
+        """The value converted to the setting's type and range-checked; ValueError naming the setting."""
         known = {f.name: f for f in fields(self)}
         if name not in known:
             close = difflib.get_close_matches(name, known, n=3)
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise ValueError(f"unknown setting {name!r}{hint}")
-        current = getattr(self, name)
-        setattr(self, name, coerce_setting(name, current, value))
+        value = coerce_setting(name, getattr(self, name), value)
+        check_setting(name, value)
+        return value
 
     def names(self) -> list[str]:
         return [f.name for f in fields(self)]
@@ -107,3 +116,39 @@ def coerce_setting(name: str, current: Any, value: Any) -> Any:
         if isinstance(exc, ValueError) and str(exc).startswith(name):
             raise
         raise ValueError(f"bad value for {name}: {value!r} ({exc})") from None
+
+
+# Ranges beyond "not negative", where a value outside them is either rejected by Linux's sysctl handler or
+# would break the stack (a port above 65535 cannot be put in a header, an RTO of 0 retransmits forever in
+# one instant, an MTU below IPv4's minimum leaves no room for an MSS). (low, high); None = no upper bound.
+LIMITS: dict[str, tuple[int, int | None]] = {
+    "tcp_syn_retries": (1, 127),  # Linux: tcp_syn_retries_min 1, MAX_TCP_SYNCNT 127
+    "tcp_rto_min_ms": (1, None),
+    "tcp_rto_max_ms": (1, None),
+    "tcp_rto_initial_ms": (1, None),
+    "tcp_init_cwnd": (1, None),
+    "mtu": (68, 65535),  # RFC 791: every IPv4 host must take 68-byte datagrams
+    "tcp_rmem": (1, None),  # Linux: each of the three values >= 1 (extra1 = SYSCTL_ONE)
+    "tcp_wmem": (1, None),
+    "ip_local_port_range": (1, 65535),  # Linux ipv4_local_port_range(): 1..65535, low <= high
+}
+
+
+def check_setting(name: str, value: Any) -> None:
+    """Raise ValueError (naming the setting) when value is outside what the setting can take."""
+    if name == "tcp_congestion_control":
+        if value not in CONTROLLERS:
+            raise ValueError(
+                f"{name} {value!r} is not available; available: {', '.join(sorted(CONTROLLERS))}"
+            )
+        return
+    limits = LIMITS.get(name)
+    if limits is None:
+        return
+    low, high = limits
+    for number in value if isinstance(value, tuple) else (value,):
+        if number < low or (high is not None and number > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{name} must be {bound}, got {number}")
+    if name == "ip_local_port_range" and value[0] > value[1]:
+        raise ValueError(f"{name} must be low high with low <= high, got {value[0]} {value[1]}")

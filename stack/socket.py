@@ -203,8 +203,7 @@ class Socket:
             existing = host.conns.get((laddr, lport, raddr, rport))
             if existing is not None:
                 if existing.state is State.TIME_WAIT and host._tw_reusable(existing):
-                    host.reuse_isn = existing.snd_nxt + 65535 + 2
-                    existing._done(self._now, "TIME_WAIT reused by connect() (tcp_tw_reuse)", error=0)
+                    host.reuse_time_wait(existing)
                 else:
                     return errno.EADDRNOTAVAIL
             host.release_port(self)
@@ -377,8 +376,8 @@ class Socket:
             elif optname == _pysocket.TCP_KEEPIDLE:
                 _range(number, 1, MAX_TCP_KEEPIDLE)
                 opts.keepidle = number
-                if self.conn is not None and opts.keepalive:
-                    self.conn.set_keepalive(True, now)
+                if self.conn is not None:
+                    self.conn.keepidle_changed(now)
             elif optname == _pysocket.TCP_KEEPINTVL:
                 _range(number, 1, MAX_TCP_KEEPINTVL)
                 opts.keepintvl = number

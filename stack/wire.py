@@ -27,6 +27,7 @@ CWR = 0x80
 IPPROTO_TCP = 6
 IP_HEADER_LEN = 20
 TCP_HEADER_LEN = 20
+MAX_OPTIONS_LEN = 40  # data offset is 4 bits of 32-bit words: 60 - 20
 DEFAULT_TTL = 64
 
 # Option kinds (RFC 9293 §3.2, RFC 7323, RFC 2018).
@@ -106,10 +107,15 @@ class Malformed(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def ip_to_bytes(address: str) -> bytes:
-    """Dotted-quad to 4 bytes; raises ValueError (not OSError) for a bad address."""
+    """Canonical dotted quad to 4 bytes; raises ValueError (not OSError) for anything else.
+
+    inet_pton, not inet_aton: inet_aton also takes "10.0.0.010" (octal), "0x7f.0.0.1" and "1.2.3.4 junk",
+    which would name an address whose ip_from_bytes() spelling differs, so a host or a connection keyed by
+    that string would never match the packets addressed to it.
+    """
     try:
-        return _socket.inet_aton(address) if address.count(".") == 3 else _bad_address(address)
-    except OSError:
+        return _socket.inet_pton(_socket.AF_INET, address)
+    except (OSError, TypeError):
         return _bad_address(address)
 
 
@@ -125,15 +131,15 @@ def ip_from_bytes(raw: bytes) -> str:
 # --- checksum ----------------------------------------------------------------------------------------------
 
 
-def ones_complement_sum(data: bytes) -> int:
+def ones_complement_sum(data: bytes | bytearray | memoryview) -> int:
     """The 16-bit one's complement sum of data (RFC 1071), via one big-integer modulo.
 
     2**16 ≡ 1 (mod 0xFFFF), so a number's value mod 0xFFFF equals the end-around-carry sum of its 16-bit
     words; the only difference is that a nonzero sum of 0xFFFF comes out as 0, which is fixed up here.
     """
-    if len(data) & 1:
-        data += b"\x00"
     n = int.from_bytes(data, "big")
+    if len(data) & 1:
+        n <<= 8  # pad the odd byte with a zero (without copying or, for a bytearray, mutating data)
     s = n % 0xFFFF
     if s == 0 and n:
         s = 0xFFFF
@@ -292,6 +298,8 @@ def build_packet(
     """
     if len(options) % 4:
         options = options + b"\x00" * (4 - len(options) % 4)
+    if len(options) > MAX_OPTIONS_LEN:
+        raise ValueError(f"{len(options)} bytes of TCP options; the data offset allows at most 40")
     sb, db = ip_to_bytes(src), ip_to_bytes(dst)
     doff = (TCP_HEADER_LEN + len(options)) >> 2
     header = _TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, doff << 4, flags, window, 0, 0)
