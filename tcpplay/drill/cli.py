@@ -1,0 +1,95 @@
+"""`tcpplay drill FILE...`: run packetdrill scripts against tcpplay's stack on a virtual clock.
+
+`tcpplay/cli.py` wires this in as a subcommand: `add_arguments(subparser)` then `run(args)`. The global
+`--seed` of the top-level parser (if any, read as `args.seed`) seeds the SUT's ISNs and TS offsets.
+
+Exit codes: 0 every script passed; 1 a script failed; 2 usage error, unreadable or unparsable file, a script
+that cannot run as written (ERROR) or uses an unsupported construct (UNSUPPORTED).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tcpplay.drill.report import EXIT_USAGE, FileResult, exit_code, render_json, render_text
+from tcpplay.drill.runner import RunConfig, run_path
+
+__all__ = ["add_arguments", "run"]
+
+
+def _tolerance_usecs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of microseconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
+
+
+def _tolerance_percent(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100: {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add `drill`'s arguments to parser (the subcommand's parser)."""
+    parser.description = (
+        "Run packetdrill scripts (plain .pkt files or conformance-example files with '--- script ---' "
+        "sections) against tcpplay's TCP stack on a virtual clock."
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="script files to run")
+    parser.add_argument(
+        "--tolerance_usecs",
+        "--tolerance-usecs",
+        dest="tolerance_usecs",
+        type=_tolerance_usecs,
+        default=4000,
+        metavar="N",
+        help="timing tolerance in microseconds (default 4000, as packetdrill)",
+    )
+    parser.add_argument(
+        "--tolerance_percent",
+        "--tolerance-percent",
+        dest="tolerance_percent",
+        type=_tolerance_percent,
+        default=12.5,
+        metavar="P",
+        help="timing tolerance as a percentage of the gap since the previous event; the larger of the "
+        "two tolerances applies (default 12.5, as packetdrill)",
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="print the whole trace of every script, passing too"
+    )
+    parser.add_argument(
+        "--format", choices=("text", "json"), default="text", help="report format (default text)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the files named in args; print the report on stdout; return the exit code."""
+    seed = getattr(args, "seed", None)
+    config = RunConfig(
+        tolerance_usecs=args.tolerance_usecs,
+        tolerance_percent=args.tolerance_percent,
+        seed=seed if isinstance(seed, int) else 1,
+    )
+    results: list[FileResult] = []
+    try:
+        for name in args.files:
+            results.append(run_path(name, config=config))
+    except KeyboardInterrupt:
+        return 130
+    render = render_json if args.format == "json" else render_text
+    try:
+        sys.stdout.write(render(results, verbose=args.verbose))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return EXIT_USAGE if not results else exit_code(results)
+    return exit_code(results)
