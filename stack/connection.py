@@ -104,6 +104,10 @@ class Connection:
         # Buffers.
         self.rcvbuf = opts.rcvbuf or s.tcp_rmem[1]
         self.sndbuf = opts.sndbuf or s.tcp_wmem[1]
+        self.copied = 0  # bytes the application has read (Linux copied_seq, as a count)
+        self.rcvq_space = 0  # bytes read in the last measured RTT (Linux rcvq_space.space)
+        self.rcvq_seq = 0
+        self.rcvq_time: int | None = None
         self.window_clamp = 0
         self.rcv_ssthresh = 0
         self.sq = SendQueue(0)
@@ -247,6 +251,45 @@ class Connection:
         if self.window_clamp >= full:
             self.window_clamp = full
         self.rcv_ssthresh = min(self.rcv_ssthresh, self.window_clamp)
+        self.rcvq_space = min(self.rcv_ssthresh, self.rcv_wnd, self.settings.tcp_init_cwnd * self.advmss)
+        self.sndbuf_expand()
+
+    def sndbuf_expand(self) -> None:
+        """Linux tcp_sndbuf_expand(): room for two congestion windows of segments (fast recovery needs
+        one window beyond the flight), counted as the kernel counts a segment's memory (per_mss), so
+        SO_SNDBUF reads as on Linux (87040 with the initial window of 10). Not when the user set it."""
+        if self.opts.sndbuf is not None:
+            return
+        per_mss = 1 << (max(self.peer_mss, self.mss) + 640 - 1).bit_length()  # roundup_pow_of_two()
+        per_mss += 256  # + the sk_buff itself
+        want = 2 * max(self.cc.cwnd, self.settings.tcp_init_cwnd, 4) * per_mss
+        want = min(want, self.settings.tcp_wmem[2])
+        if want > self.sndbuf:
+            self.sndbuf = want
+
+    def rcv_space_adjust(self, now: int) -> None:
+        """Linux tcp_rcv_space_adjust() ("DRS"): once per RTT, grow the receive buffer to twice what the
+        application read in the last RTT (plus headroom for a sender in slow start), up to tcp_rmem[2],
+        so a fast reader gets a window that keeps the pipe full. Not when the user set SO_RCVBUF."""
+        if not self.rtt.has_sample:
+            return
+        if self.rcvq_time is None:
+            self.rcvq_time, self.rcvq_seq = now, self.copied
+            return
+        if now - self.rcvq_time < self.rtt.srtt:
+            return
+        copied = self.copied - self.rcvq_seq
+        if copied > self.rcvq_space:
+            if self.opts.rcvbuf is None:
+                rcvwin = 2 * copied + 16 * self.advmss
+                grow = rcvwin * (copied - self.rcvq_space) // max(self.rcvq_space, 1)
+                rcvwin += 2 * grow
+                rcvbuf = min(2 * rcvwin, self.settings.tcp_rmem[2])
+                if rcvbuf > self.rcvbuf:
+                    self.rcvbuf = rcvbuf
+                    self.window_clamp = min(rcvbuf // 2, 65535 << self.rcv_wscale)
+            self.rcvq_space = copied
+        self.rcvq_time, self.rcvq_seq = now, self.copied
 
     def sync_mss(self) -> None:
         """Effective send MSS (Linux tcp_sync_mss()): path MSS bounded by the peer's, minus our options."""
@@ -1094,6 +1137,7 @@ class Connection:
             self.cc.on_ack(n_acked, cwnd_limited, now, self.rtt.srtt)
             if self.cc.cwnd != before:
                 self._cwnd_event(now, "ack")
+                self.sndbuf_expand()
         if self.sq.segs:
             self.arm("retransmit", now + self.rtt.rto, now)
         elif "retransmit" in self.timers:
@@ -1663,6 +1707,8 @@ class Connection:
             return b""
         out = bytes(ready[:n])
         del ready[:n]
+        self.copied += n
+        self.rcv_space_adjust(now)
         self._cleanup_rbuf(n, now)
         return out
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .connection import MS, SEC, Connection
@@ -354,15 +354,16 @@ class Host:
         self.reuse_ts_recent = tw.ts_recent
         tw._done(self.now, "TIME_WAIT reused by connect() (tcp_tw_reuse)", error=0)
 
-    def _candidates(self, low: int, high: int, start: int, parity: int) -> list[int]:
+    @staticmethod
+    def _candidates(low: int, high: int, start: int, parity: int) -> Iterator[int]:
+        """Ports of one parity from start upwards, wrapping inside [low, high]; lazily, since the first
+        free one is usually the first tried."""
         span = high - low + 1
         first = start if (start & 1) == parity else start + 1
-        ports = []
         for i in range(0, span, 2):
             port = low + (first - low + i) % span
             if (port & 1) == parity:
-                ports.append(port)
-        return ports
+                yield port
 
     def _hash(self, text: str) -> int:
         return int.from_bytes(hashlib.blake2b(f"{self.seed} {text}".encode(), digest_size=4).digest())

@@ -35,7 +35,8 @@ def sent_by(lab: Lab, host: str, since: int = 0) -> list:
 def test_zero_window_persist_probes_back_off_and_data_resumes_on_the_window_update() -> None:
     lab = small_receiver()
     mark = lab.capture.total
-    assert lab.send("server", bytes(20000)) == 16384  # tcp_wmem[1] = 16384: the rest would block (EAGAIN)
+    # After the handshake Linux sizes the send buffer for two windows (tcp_sndbuf_expand()): 87040.
+    assert lab.send("server", bytes(100_000)) == 87040
     lab.advance(3.0)
     server = sent_by(lab, "server", mark)
     client = sent_by(lab, "client", mark)
@@ -73,7 +74,8 @@ def test_send_raises_eagain_when_the_buffer_is_full_and_epipe_after_shutdown() -
     lab = small_receiver()
     sock = lab.apps["server"].current()
     assert sock is not None
-    assert sock.send(bytes(20000)) == 16384
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 87040  # as Linux after connect
+    assert sock.send(bytes(100_000)) == 87040
     with pytest.raises(BlockingIOError) as exc:
         sock.send(b"x")
     assert exc.value.errno == errno.EAGAIN
@@ -138,3 +140,33 @@ def test_paws_drops_a_segment_with_an_old_timestamp_and_acks_it() -> None:
     assert lab.recv("server") == b""
     reply = sent_by(lab, "server", mark)
     assert len(reply) == 1 and not reply[0].segment.payload and reply[0].segment.ack == conn.rcv_nxt % 2**32
+
+
+def test_receive_buffer_autotuning_opens_the_window_for_a_fast_reader() -> None:
+    lab = Lab(seed=1, delay=0.025)  # RTT 50 ms: a 64 KB window would cap the flow at 1.3 MB/s
+    lab.listen("server")
+    lab.connect("client")
+    lab.advance(0.2)
+    sock = lab.apps["client"].current()
+    assert sock is not None
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    server = lab.apps["server"].current()
+    assert server is not None
+    start_buf = server.conn.rcvbuf
+    for _ in range(4000):
+        try:
+            while sock.send(bytes(65536)):
+                pass
+        except BlockingIOError:
+            pass
+        lab.recv("server", 1 << 24)
+        lab.step()
+        if lab.seconds > 2.0:
+            break
+    # Linux tcp_rcv_space_adjust(): the buffer (and with it the window clamp) follows what was read.
+    assert start_buf == 131072
+    assert server.conn.rcvbuf > 4 * start_buf
+    windows = [r.segment.window << 7 for r in lab.capture if r.src == "server"]
+    assert max(windows) > 4 * 65535
+    locked = small_receiver().apps["client"].current()
+    assert locked is not None and locked.conn.rcvbuf == 8192  # SO_RCVBUF set: no autotuning (doubled)
