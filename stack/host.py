@@ -55,7 +55,8 @@ class Host:
         self.bound: dict[int, list[Any]] = {}  # port -> sockets bound (but not connected) there
         self.stats: Counter[str] = Counter()
         self.observed = False
-        self._observers: list[Observer] = []
+        self.observed_segments = False
+        self._observers: list[tuple[Observer, bool]] = []
         self._outbox: list[bytes] = []
         self._ip_id = int.from_bytes(hashlib.blake2b(f"{seed}:{address}".encode(), digest_size=2).digest())
         self._port_perturb: dict[tuple[str, int], int] = {}
@@ -84,7 +85,7 @@ class Host:
             return
         key = (seg.dst, seg.dport, seg.src, seg.sport)
         conn = self.conns.get(key)
-        if self.observed:
+        if self.observed_segments:
             self.emit(SegmentReceived(now, key if conn is not None else None, seg))
         if conn is not None:
             if conn.on_segment(seg, now) == "reopen":
@@ -143,17 +144,27 @@ class Host:
     def connection(self, local_port: int, remote: tuple[str, int]) -> Connection | None:
         return self.conns.get((self.address, local_port, remote[0], remote[1]))
 
-    def subscribe(self, observer: Observer) -> Callable[[], None]:
-        """Call observer(event) for every trace event; returns a function that unsubscribes."""
-        self._observers.append(observer)
-        self.observed = True
+    def subscribe(self, observer: Observer, *, segments: bool = True) -> Callable[[], None]:
+        """Call observer(event) for every trace event; returns a function that unsubscribes.
+
+        segments=False leaves out SegmentSent / SegmentReceived (an observer that captures packets
+        itself, like the lab, does not need them); when no observer wants them they are not even built,
+        which keeps the per-segment hot path cheap.
+        """
+        entry = (observer, segments)
+        self._observers.append(entry)
+        self._refresh_observed()
 
         def unsubscribe() -> None:
-            if observer in self._observers:
-                self._observers.remove(observer)
-            self.observed = bool(self._observers)
+            if entry in self._observers:
+                self._observers.remove(entry)
+            self._refresh_observed()
 
         return unsubscribe
+
+    def _refresh_observed(self) -> None:
+        self.observed = bool(self._observers)
+        self.observed_segments = any(wants for _, wants in self._observers)
 
     def set(self, **changes: Any) -> None:
         """Change settings on the live host, e.g. host.set(tcp_syncookies=0)."""
@@ -186,8 +197,10 @@ class Host:
         self.now = now
 
     def emit(self, event: Event) -> None:
-        for observer in list(self._observers):
-            observer(event)
+        per_segment = isinstance(event, SegmentSent | SegmentReceived)
+        for observer, segments in list(self._observers):
+            if segments or not per_segment:
+                observer(event)
 
     def emit_socket(self, now: int, conn: ConnId | None, what: str, detail: str = "") -> None:
         if self.observed:
@@ -233,7 +246,7 @@ class Host:
         )
         self._outbox.append(packet)
         self.stats["packets-out"] += 1
-        if self.observed:
+        if self.observed_segments:
             seg = Segment(src, dst, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window, payload)
             if options:
                 parse_options(options, seg)

@@ -214,7 +214,9 @@ class Lab:
             raise LabError(str(exc)) from None
         self.hosts[name] = host
         self.apps[name] = App()
-        self._unsubscribe[name] = host.subscribe(lambda event, n=name: self._host_event(n, event))
+        self._unsubscribe[name] = host.subscribe(
+            lambda event, n=name: self._host_event(n, event), segments=False
+        )
         return host
 
     def _open_real_link(self, addresses: dict[str, str], kernel_name: str | None) -> None:
@@ -305,10 +307,7 @@ class Lab:
             observer(event)
 
     def _host_event(self, name: str, event: Event) -> None:
-        from stack import SegmentReceived, SegmentSent
-
-        if isinstance(event, SegmentSent | SegmentReceived):
-            return  # the capture shows segments; the log would only repeat them
+        # Per-segment events are not subscribed to: the capture shows segments.
         self._publish(HostEvent(event.now, name, event))
 
     def note(self, text: str, host: str | None = None, kind: str = "action") -> None:
