@@ -1,0 +1,153 @@
+"""`tcpplay demo`: list the lessons, play one in the app, or run it headless (text or JSON) as a test.
+
+    tcpplay demo [--list] [--lang en|zh]
+    tcpplay demo NAME|FILE [--headless] [--lang en|zh] [--format text|json] [--seed N]
+
+Exit codes: 0 all checks passed (or the list was printed), 1 a check failed (or the app is missing),
+2 bad input (unknown lesson, syntax error in a file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import TextIO
+
+from ..headless import JsonPrinter, TracePrinter
+from .interpreter import CheckResult
+from .model import Scenario
+from .player import Player
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `tcpplay demo`."""
+    parser.add_argument("name", nargs="?", metavar="NAME|FILE", help="a lesson (see --list) or a .tcp file")
+    parser.add_argument("--list", action="store_true", help="list the built-in lessons")
+    parser.add_argument(
+        "--headless", action="store_true", help="print the lesson (text or JSON) instead of opening the app"
+    )
+    parser.add_argument("--lang", default="en", choices=["en", "zh"], help="narration language (default en)")
+    parser.add_argument(
+        "--format", default="text", choices=["text", "json"], help="headless output format (default text)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed for ISNs, ports, loss (default 1)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `tcpplay demo` with parsed arguments; returns the exit code."""
+    from . import ScenarioSyntaxError, UnknownScenario, catalog, load
+
+    out = sys.stdout
+    if args.list or not args.name:
+        try:
+            lessons = catalog()
+        except ScenarioSyntaxError as exc:  # pragma: no cover - the catalog is tested
+            print(f"tcpplay: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print_list(lessons, args.lang, out)
+        if not args.list:
+            print("\nPlay one with: tcpplay demo NAME  (or: tcpplay demo NAME --headless)", file=out)
+        return EXIT_OK
+    try:
+        scenario = load(args.name)
+    except UnknownScenario as exc:
+        print(f"tcpplay: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ScenarioSyntaxError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"tcpplay: error: cannot read {args.name}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.headless:
+        return run_headless(scenario, lang=args.lang, fmt=args.format, seed=args.seed, out=out)
+    try:
+        from ..ui.app import run_app
+    except ImportError as exc:
+        print(
+            f"tcpplay: the app cannot start here ({exc}); run the lesson with --headless instead",
+            file=sys.stderr,
+        )
+        return EXIT_FAIL
+    result = run_app(player=Player(scenario, lang=args.lang, seed=args.seed))
+    return int(result or 0)
+
+
+def print_list(lessons: list[Scenario], lang: str, out: TextIO) -> None:
+    """One lesson per line: name, title, one-line summary."""
+    width = max((len(s.name) for s in lessons), default=0)
+    for s in lessons:
+        print(f"{s.name:<{width}}  {s.title_in(lang)}", file=out)
+        print(f"{'':<{width}}  {s.summary(lang)}", file=out)
+
+
+def run_headless(
+    scenario: Scenario, *, lang: str = "en", fmt: str = "text", seed: int = 1, out: TextIO | None = None
+) -> int:
+    """Play the whole lesson printing its trace; 0 if every check passed, else 1."""
+    stream = out or sys.stdout
+
+    def write(line: str) -> None:
+        print(line, file=stream)
+
+    player = Player(scenario, lang=lang, seed=seed)
+    printer: Callable[..., None]
+    if fmt == "json":
+        write(
+            json.dumps(
+                {
+                    "type": "scenario",
+                    "name": scenario.name,
+                    "title": player.title,
+                    "description": player.description,
+                    "lang": lang,
+                    "seed": seed,
+                    "steps": len(player.steps),
+                },
+                ensure_ascii=False,
+            )
+        )
+        printer = JsonPrinter(write)
+    else:
+        write(f"== {player.title} ==")
+        if player.description:
+            write(player.description)
+        printer = TracePrinter(player.lab, write)
+    player.lab.subscribe(printer)
+    results = player.run_to_end()
+    if fmt == "json":
+        for r in results:
+            write(json.dumps(_result_json(r), ensure_ascii=False))
+        write(json.dumps({"type": "summary", **_summary(results)}, ensure_ascii=False))
+    else:
+        write("")
+        write(f"== checks: {scenario.basename} ==")
+        for r in results:
+            write(r.describe(scenario.basename))
+        summary = _summary(results)
+        verdict = "PASS" if summary["failed"] == 0 else "FAIL"
+        write(f"{verdict}: {summary['passed']} passed, {summary['failed']} failed")
+    return EXIT_OK if all(r.passed for r in results) else EXIT_FAIL
+
+
+def _result_json(r: CheckResult) -> dict[str, object]:
+    return {
+        "type": "check",
+        "verdict": r.verdict,
+        "line": r.line,
+        "text": r.text,
+        "message": r.message,
+        "time_us": r.time,
+        "step": r.step,
+    }
+
+
+def _summary(results: list[CheckResult]) -> dict[str, int]:
+    passed = sum(1 for r in results if r.passed)
+    return {"passed": passed, "failed": len(results) - passed}
