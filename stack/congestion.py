@@ -25,6 +25,14 @@ class Controller(ABC):
     def in_slow_start(self) -> bool:
         return self.cwnd < self.ssthresh
 
+    def slow_start(self, acked: int) -> int:
+        """RFC 5681 §3.1 / Linux tcp_slow_start(): one segment per segment ACKed, up to ssthresh.
+        Returns the ACKed segments left over for congestion avoidance."""
+        grow = min(self.cwnd + acked, self.ssthresh)
+        acked -= grow - self.cwnd
+        self.cwnd = grow
+        return acked
+
     @abstractmethod
     def on_ack(self, acked: int, cwnd_limited: bool, now: int = 0, srtt: int = 0) -> None:
         """New data was acknowledged (acked segments, at stack time now, with the smoothed RTT in us)."""
@@ -42,10 +50,7 @@ class NewReno(Controller):
         if not cwnd_limited or acked <= 0:
             return
         if self.in_slow_start:
-            # RFC 5681 §3.1 / Linux tcp_slow_start(): one segment per segment ACKed, up to ssthresh.
-            grow = min(self.cwnd + acked, self.ssthresh)
-            acked -= grow - self.cwnd
-            self.cwnd = grow
+            acked = self.slow_start(acked)
             if acked <= 0:
                 return
         # Congestion avoidance: one segment per window's worth of ACKed segments (tcp_cong_avoid_ai()).
@@ -97,9 +102,7 @@ class Cubic(Controller):
         if not cwnd_limited or acked <= 0:
             return
         if self.in_slow_start:
-            grow = min(self.cwnd + acked, self.ssthresh)
-            acked -= grow - self.cwnd
-            self.cwnd = grow
+            acked = self.slow_start(acked)
             if acked <= 0:
                 return
         rtt = max(srtt, 1000) / 1_000_000  # seconds, at least 1 ms
