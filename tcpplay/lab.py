@@ -148,23 +148,38 @@ class Lab:
         link: str | None = None,
         peer: str | None = None,
         kernel_role: str = "server",
+        virtual_time: bool = False,
     ) -> None:
         """link: "memory" (the default; no privileges) or "tun" (each stack host on a TUN device in a private
         network namespace, the kernel routing between them; needs root). peer="kernel": the host named
         `kernel_role` is Linux itself, a real socket in that namespace facing our other host over TUN
         (implies link "tun"). Real-time links run on a RealtimeClock (1x, no pause: the kernel's clock),
         default to no added delay, are driven by `pump()` and hold a namespace that `close_link()` (or
-        `with Lab(...)`, atexit, SIGTERM/SIGHUP) removes."""
+        `with Lab(...)`, atexit, SIGTERM/SIGHUP) removes.
+
+        virtual_time=True with link "tun" (no kernel peer): the kernel only routes between two of our
+        stacks, so the lab keeps `clock` (a VirtualClock by default) and the memory link's 10 ms default
+        delay; each packet crosses the kernel synchronously and arrives at its virtual time (see
+        `_put_through_kernel`). The namespace is held and removed as above. On the memory link it is the
+        normal mode; with a kernel peer it is refused (the kernel's timers are real)."""
         real = _real_link_mode(link, peer)
-        if real and clock is not None:
-            raise LabError("a real-time link (tun / kernel peer) runs on the kernel's clock; pass no clock")
+        if virtual_time and real == "kernel":
+            raise LabError(
+                "a kernel peer runs on the kernel's real clock (its timers are real): virtual time only "
+                "works between two of our stacks (link 'tun' without a kernel peer)"
+            )
+        if real and clock is not None and not virtual_time:
+            raise LabError(
+                "a real-time link (tun / kernel peer) runs on the kernel's clock; pass no clock "
+                "(or virtual_time=True for a tun link between two of our stacks)"
+            )
         self.seed = seed
         self.clock = clock or VirtualClock()
         self.link = MemoryLink(seed)
         self.link_mode = "memory"
         self.kernel: KernelPeer | None = None
         self.realtime_link = False
-        if real:
+        if real and not virtual_time:
             from .links.tun import RealtimeClock
 
             self.clock = RealtimeClock()  # stack time: monotonic microseconds since the lab started
@@ -187,8 +202,12 @@ class Lab:
         if real:
             self._open_real_link(hosts or DEFAULT_HOSTS, kernel_name)
         if delay is None:
-            delay = 0.0 if real else 0.010
+            delay = 0.0 if real and not virtual_time else 0.010
         try:
+            if real and virtual_time:
+                tun: Any = self.link
+                tun.use_virtual_time()
+                self.realtime_link = False
             for name in [*self.hosts, *([kernel_name] if kernel_name else [])]:
                 self.link.set_impairment(name, delay=delay)
         except BaseException:
@@ -425,6 +444,8 @@ class Lab:
     def _put_on_wire(self, src: str, packet: bytes, t: int) -> CaptureRecord:
         if self.realtime_link:
             return self._put_on_tun(src, packet, t)
+        if self.link_mode == "tun":
+            return self._put_through_kernel(src, packet, t)
         dst_addr = ".".join(str(b) for b in packet[16:20])
         dst = self.name_of(dst_addr)
         verdict = self.link.transmit(src, packet, t)
@@ -439,6 +460,40 @@ class Lab:
             wire_packet = self.link.corrupt(packet) if fate == CORRUPTED else packet
             for arrival in verdict.arrivals:
                 self.link.schedule(dst, wire_packet, arrival, record.number)
+        self._publish(PacketEvent(t, record))
+        return record
+
+    def _put_through_kernel(self, src: str, packet: bytes, t: int) -> CaptureRecord:
+        """Virtual-time TUN link: the memory wire's verdict (impairments, fate, arrival times), but every
+        copy that crosses goes through the kernel: written to the sender's TUN device and read back from the
+        receiver's once the kernel has routed it (links.tun.TunLink.forward, a bounded real-time wait), then
+        delivered at its virtual arrival time. The capture holds the packet as the kernel forwarded it (TTL
+        63), as tcpdump on the receiver's device shows it; a corrupted one as sent (the memory link's
+        convention, fate "corrupted") under the kernel's IP header. Packets for nobody here are written out
+        (the kernel has no route and drops them); packets lost in our link layer never reach the device."""
+        link: Any = self.link
+        dst_addr = ".".join(str(b) for b in packet[16:20])
+        dst = self.name_of(dst_addr)
+        verdict = link.transmit(src, packet, t)
+        fate = verdict.fate
+        if dst is None:
+            fate = NO_ROUTE if verdict.arrivals else fate
+        elif dst in self.down and verdict.arrivals:
+            fate = HOST_DOWN
+        copies: list[bytes] = []
+        shown = packet
+        if verdict.arrivals and dst is not None and fate != HOST_DOWN:
+            wire_packet = link.corrupt(packet) if fate == CORRUPTED else packet
+            copies = [link.forward(src, dst, wire_packet) for _ in verdict.arrivals]
+            ihl = (packet[0] & 0x0F) * 4
+            shown = copies[0][:ihl] + packet[ihl:] if fate == CORRUPTED else copies[0]
+        elif fate == NO_ROUTE:
+            link.send(src, packet, t, t)
+        record = self.capture.add(t, src, dst or dst_addr, shown, fate)
+        if copies:
+            record.arrival = verdict.arrivals[0]
+            for arrival, copy in zip(verdict.arrivals, copies, strict=True):
+                link.schedule(dst, copy, arrival, record.number)
         self._publish(PacketEvent(t, record))
         return record
 

@@ -21,6 +21,14 @@ The link is real time: `realtime = True`, stack time is the lab's ScaledClock at
 the lab started), and the lab drives it with `fileno()` (for select), `poll_arrivals(now)` (non-blocking
 reads), `send(...)` (egress at a stack time, now or later when delayed) and the memory link's
 `schedule/next_arrival/pop_due` for deliveries into our hosts (delayed kernel-peer packets wait there).
+
+Virtual time (`use_virtual_time`, `Lab(link="tun", virtual_time=True)`): between two of our stacks the kernel
+only routes -- no kernel TCP timer is involved -- so a lesson may keep the lab's virtual clock (a two-hour
+keepalive still runs in seconds). Each packet a host emits crosses the kernel synchronously (`forward`): it
+is written to the sender's device, and the lab waits in real time (up to FORWARD_TIMEOUT) until the kernel
+has routed it out of the receiver's device, then schedules that copy at its virtual arrival time. What the
+kernel emits on its own (ICMP...) is counted in `stats` and never delivered. A kernel peer has real timers:
+it stays real time.
 """
 
 from __future__ import annotations
@@ -59,6 +67,7 @@ SPOOF_RAW = bytes([198, 19])
 LAB_PREFIXES = ("198.18.", "198.19.")  # 198.18.0.0/15 (RFC 2544)
 MAX_READS = 256  # per device per poll: bounds the latency of one lab round
 IPPROTO_TCP = 6
+FORWARD_TIMEOUT = 1.0  # virtual time: real seconds the kernel may take to route one packet between devices
 
 
 class RealtimeError(LabError):
@@ -158,6 +167,18 @@ def _raw(address: str) -> bytes:
     return bytes(int(part) for part in address.split("."))
 
 
+def same_packet(forwarded: bytes, sent: bytes) -> bool:
+    """Is `forwarded` the kernel's routed copy of `sent`? Everything but what forwarding may change (TTL,
+    the header checksum, the IP ID) must be equal."""
+    return (
+        len(forwarded) == len(sent)
+        and forwarded[:4] == sent[:4]
+        and forwarded[6:8] == sent[6:8]
+        and forwarded[9] == sent[9]
+        and forwarded[12:] == sent[12:]
+    )
+
+
 def _check_lab_address(address: str) -> None:
     if not address.startswith(LAB_PREFIXES):
         raise LabError(f"real-kernel links only use addresses in 198.18.0.0/15 (RFC 2544), not {address}")
@@ -244,7 +265,7 @@ class TunLink(MemoryLink):
     """Our hosts on TUN devices in a private namespace; the memory link's impairments on top."""
 
     name = "tun"
-    realtime = True
+    realtime = True  # False after use_virtual_time()
 
     def __init__(
         self,
@@ -288,6 +309,8 @@ class TunLink(MemoryLink):
         self.gc_pacer = GcPacer()
         netns.on_close(self.gc_pacer.close)
         self._local = {_raw(device.host_address): device.host for device in self.devices}
+        self._pollers: dict[int, select.poll] = {}
+        self._broken: str | None = None
 
     # ------------------------------------------------------------------------------------------------------
     # what the lab calls
@@ -384,6 +407,74 @@ class TunLink(MemoryLink):
     def in_flight(self) -> int:
         return len(self._queue) + len(self._egress)
 
+    # ------------------------------------------------------------------------------------------------------
+    # virtual time (stack to stack only)
+
+    def use_virtual_time(self) -> None:
+        """Run on the lab's virtual clock: packets cross the kernel one at a time through `forward`, and
+        nothing is real time any more (so no GC pacing either). Refused with a kernel peer: its timers are
+        the kernel's, and they run in real time."""
+        if self.kernel_peer is not None:
+            raise LabError(
+                "a kernel peer runs on the kernel's real clock (its retransmission and keepalive timers are "
+                "real): virtual time only works between two of our stacks (link 'tun' without a kernel peer)"
+            )
+        self.realtime = False
+        self.gc_pacer.close()
+
+    def forward(self, src: str, dst: str, packet: bytes, timeout: float = FORWARD_TIMEOUT) -> bytes:
+        """Virtual time: write `packet`, sent by `src` (one of our hosts, or a spoofed source), to its device
+        and wait in real time, up to `timeout` seconds, until the kernel has routed it out of the device of
+        our host `dst`; return it as the kernel forwarded it (TTL one less, a new header checksum). Anything
+        else read from that device meanwhile (ICMP the kernel generated, a stale copy) is counted in
+        `stats` and dropped. LabError naming the devices if the packet never comes out; after that the link
+        refuses at once (the kernel is not routing, waiting again would only make every packet slow)."""
+        if self._broken is not None:
+            raise LabError(self._broken)
+        out = self._by_host.get(src) or self._device_for_foreign(packet)
+        into = self._by_host.get(dst)
+        if into is None:
+            raise LabError(f"{dst!r} has no TUN device on this link")
+        try:
+            os.write(out.fd, packet)
+        except OSError as exc:
+            self.stats[f"write-error:{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+            raise LabError(f"cannot write {src}'s packet to {out.ifname}: {exc.strerror}") from None
+        self.stats["tx"] += 1
+        poller = self._pollers.get(into.fd)
+        if poller is None:
+            poller = self._pollers[into.fd] = select.poll()
+            poller.register(into.fd, select.POLLIN)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                got = os.read(into.fd, 65536)
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                poller.poll(max(1, math.ceil(left * 1000)))
+                continue
+            except OSError as exc:
+                self.stats[f"read-error:{errno.errorcode.get(exc.errno or 0, exc.errno)}"] += 1
+                break
+            if same_packet(got, packet):
+                self.stats[f"rx:{into.ifname}"] += 1
+                return got
+            self._ignore(got)
+        self._broken = (
+            f"the kernel did not route {src}'s packet from {out.ifname} out of {into.ifname} (to {dst}) "
+            f"within {timeout:g} s in namespace {self.netns.name}; the TUN link stopped (try --link memory)"
+        )
+        raise LabError(self._broken)
+
+    def _ignore(self, packet: bytes) -> None:
+        """A packet the kernel sent that no host of ours is waiting for: counted, never delivered."""
+        if len(packet) < 20 or packet[0] >> 4 != 4 or packet[9] != IPPROTO_TCP:
+            self.stats["ignored-non-tcp"] += 1  # ICMP the kernel generated (no route, unreachable...)
+        else:
+            self.stats["ignored-tcp"] += 1
+
     def flush(self, dst: str | None = None) -> int:
         if dst is None:
             dropped = len(self._egress)
@@ -397,7 +488,8 @@ class TunLink(MemoryLink):
 
     def describe(self) -> str:
         where = ", ".join(f"{d.host}@{d.ifname}" for d in self.devices)
-        return f"netns {self.netns.name} ({where}); {super().describe()}"
+        clock = "" if self.realtime else ", virtual time"
+        return f"netns {self.netns.name} ({where}{clock}); {super().describe()}"
 
     def close(self) -> None:
         """Remove the namespace: the devices go with their fds."""

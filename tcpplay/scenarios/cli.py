@@ -1,10 +1,14 @@
 """`tcpplay demo`: list the lessons, play one in the app, or run it headless (text or JSON) as a test.
 
     tcpplay demo [--list] [--lang en|zh]
-    tcpplay demo NAME|FILE [--headless] [--lang en|zh] [--format text|json] [--seed N]
+    tcpplay demo NAME|FILE [--headless] [--lang en|zh] [--format text|json] [--seed N] [--link memory|tun]
+
+--link tun plays the lesson through the Linux kernel: each of our two stacks on a TUN device in a private
+network namespace, the kernel routing between them. The lesson keeps its virtual clock (no kernel timer is
+involved), so the output is the memory link's but for what the kernel changes (TTL 63). Needs root.
 
 Exit codes: 0 all checks passed (or the list was printed), 1 a check failed (or the app is missing),
-2 bad input (unknown lesson, syntax error in a file).
+2 bad input (unknown lesson, syntax error in a file) or a link that cannot be made here (no privileges).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from ..headless import JsonPrinter, TracePrinter
+from ..lab import LabError
 from .interpreter import CheckResult
 from .model import Scenario
 from .player import Player
@@ -25,8 +30,24 @@ EXIT_FAIL = 1
 EXIT_USAGE = 2
 
 
+HELP_DESCRIPTION = "Play a tcpplay lesson in the app, or headless as a printed trace and a test."
+HELP_EPILOG = """examples:
+  tcpplay demo --list                          the lessons
+  tcpplay demo handshake                       play one in the app (space: next step)
+  tcpplay demo keepalive --headless            print it; exit 0 if every check passes
+  sudo tcpplay demo lost-syn --headless --link tun
+                                               the same lesson through the Linux kernel (still virtual
+                                               time: 127 s of SYN retries run in a moment)
+
+exit codes: 0 every check passed, 1 a check failed, 2 bad input or a link that cannot be made here
+(--link tun without root: the message says what is missing)."""
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `tcpplay demo`."""
+    """The options of `tcpplay demo` (and its help text)."""
+    parser.description = parser.description or HELP_DESCRIPTION
+    parser.epilog = HELP_EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("name", nargs="?", metavar="NAME|FILE", help="a lesson (see --list) or a .tcp file")
     parser.add_argument("--list", action="store_true", help="list the built-in lessons")
     parser.add_argument(
@@ -37,6 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--format", default="text", choices=["text", "json"], help="headless output format (default text)"
     )
     parser.add_argument("--seed", type=int, default=1, help="seed for ISNs, ports, loss (default 1)")
+    parser.add_argument(
+        "--link",
+        choices=["memory", "tun"],
+        default=argparse.SUPPRESS,  # so `tcpplay --link tun demo NAME` works too
+        help="memory (default): the wire is simulated; tun: the packets go through the Linux kernel, which "
+        "routes them between two TUN devices in a private network namespace (removed at the end). The "
+        "lesson keeps its virtual clock and its checks; only what the kernel changes differs (TTL 63). "
+        "Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and /dev/net/tun",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,8 +95,17 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tcpplay: error: cannot read {args.name}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    link = getattr(args, "link", None) or "memory"
+    if getattr(args, "peer", None) == "kernel":
+        print(
+            "tcpplay: error: a lesson runs between two of our stacks on a virtual clock; the kernel peer "
+            "is for the playground (tcpplay --peer kernel). Use --link tun to play a lesson through the "
+            "kernel",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.headless:
-        return run_headless(scenario, lang=args.lang, fmt=args.format, seed=args.seed, out=out)
+        return run_headless(scenario, lang=args.lang, fmt=args.format, seed=args.seed, out=out, link=link)
     try:
         from ..ui.app import run_app
     except ImportError as exc:
@@ -75,8 +114,26 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAIL
-    result = run_app(player=Player(scenario, lang=args.lang, seed=args.seed))
+    player = _player(scenario, lang=args.lang, seed=args.seed, link=link)
+    if player is None:
+        return EXIT_USAGE
+    try:
+        result = run_app(player=player)
+    finally:
+        player.close()  # the app closes the lab it shows; this closes whatever the player holds besides
     return int(result or 0)
+
+
+def _player(scenario: Scenario, *, lang: str, seed: int, link: str) -> Player | None:
+    """A Player on `link`, or None after printing why the link cannot be made (no privileges...)."""
+    try:
+        player = Player(scenario, lang=lang, seed=seed, link=link)
+    except LabError as exc:
+        print(f"tcpplay: error: {exc}", file=sys.stderr)
+        return None
+    if link == "tun":
+        print(f"tcpplay: link {player.lab.describe_link()}", file=sys.stderr)
+    return player
 
 
 def print_list(lessons: list[Scenario], lang: str, out: TextIO) -> None:
@@ -88,15 +145,27 @@ def print_list(lessons: list[Scenario], lang: str, out: TextIO) -> None:
 
 
 def run_headless(
-    scenario: Scenario, *, lang: str = "en", fmt: str = "text", seed: int = 1, out: TextIO | None = None
+    scenario: Scenario,
+    *,
+    lang: str = "en",
+    fmt: str = "text",
+    seed: int = 1,
+    out: TextIO | None = None,
+    link: str = "memory",
 ) -> int:
-    """Play the whole lesson printing its trace; 0 if every check passed, else 1."""
-    stream = out or sys.stdout
+    """Play the whole lesson printing its trace; 0 if every check passed, else 1 (2 if `link` cannot be
+    made here: the reason goes to stderr). A tun link's namespace is removed however the run ends."""
+    player = _player(scenario, lang=lang, seed=seed, link=link)
+    if player is None:
+        return EXIT_USAGE
+    with player:
+        return _play_headless(player, scenario, lang=lang, fmt=fmt, seed=seed, out=out or sys.stdout)
 
+
+def _play_headless(player: Player, scenario: Scenario, *, lang: str, fmt: str, seed: int, out: TextIO) -> int:
     def write(line: str) -> None:
-        print(line, file=stream)
+        print(line, file=out)
 
-    player = Player(scenario, lang=lang, seed=seed)
     printer: Callable[..., None]
     if fmt == "json":
         write(

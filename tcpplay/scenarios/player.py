@@ -11,6 +11,12 @@ The UI codes against this interface:
 
 Going back cannot undo packets, so `goto(i)` builds a fresh Lab with the same seed and replays steps
 < i; every scenario is deterministic, so the replayed lab is the same lab the viewer saw.
+
+    Player(scenario, link="tun")               # every lab through the kernel (virtual time; needs root)
+    with Player(...) as player: ...            # close() removes the lab's namespace (also on goto)
+
+With link "tun" each lab holds a private network namespace: `goto` removes the old lab's once the new one
+is built, and `close()` (or the context manager) removes the last one.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 
 from ..lab import Lab
 from .interpreter import CheckResult, Interpreter
@@ -35,11 +42,17 @@ class PlayerStep:
 
 
 class Player:
-    """Runs `scenario` step by step on a fresh seeded Lab (virtual clock)."""
+    """Runs `scenario` step by step on a fresh seeded Lab (virtual clock) on `link` ("memory" or "tun")."""
 
     def __init__(
-        self, scenario: Scenario | str | os.PathLike[str], *, lang: str = "en", seed: int = 1
+        self,
+        scenario: Scenario | str | os.PathLike[str],
+        *,
+        lang: str = "en",
+        seed: int = 1,
+        link: str = "memory",
     ) -> None:
+        """Raises LabError (PrivilegeError for "tun" without root) if the first lab cannot be built."""
         if not isinstance(scenario, Scenario):
             from . import load
 
@@ -47,6 +60,7 @@ class Player:
         self.scenario = scenario
         self.lang = lang
         self.seed = seed
+        self.link = link
         self.autoplay = False
         self.on_lab_replaced: Callable[[Lab], None] | None = None
         self.steps: Sequence[PlayerStep] = [
@@ -56,8 +70,22 @@ class Player:
         self.lab, self._interpreter = self._fresh()
 
     def _fresh(self) -> tuple[Lab, Interpreter]:
-        lab = Lab(seed=self.seed)
+        lab = Lab(seed=self.seed, link=self.link, virtual_time=True)
         return lab, Interpreter(self.scenario, lab, self.lang)
+
+    def close(self) -> None:
+        """Stop watching the lab and remove what it holds outside the process (a tun link's namespace).
+        Idempotent."""
+        self._interpreter.close()
+        self.lab.close_link()
+
+    def __enter__(self) -> Player:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     @property
     def title(self) -> str:
@@ -96,8 +124,9 @@ class Player:
     def goto(self, index: int) -> None:
         """Rebuild the lab from scratch and replay steps 0..index-1; then call on_lab_replaced(lab)."""
         index = max(0, min(index, len(self.steps)))
-        self._interpreter.close()
-        self.lab, self._interpreter = self._fresh()
+        fresh = self._fresh()  # built first: if it cannot be, the current lab stays as it is
+        self.close()
+        self.lab, self._interpreter = fresh
         self.index = 0
         while self.index < index:
             self.next()

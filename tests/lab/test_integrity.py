@@ -63,14 +63,17 @@ def test_bytes_arrive_intact_both_ways_and_close_cleanly(mix: str) -> None:
         lab, up, got_up, down, got_down = transfer(seed, MIXES[mix])
         assert hashlib.sha256(got_up).hexdigest() == hashlib.sha256(up).hexdigest(), f"seed {seed}"
         assert hashlib.sha256(got_down).hexdigest() == hashlib.sha256(down).hexdigest(), f"seed {seed}"
-        # Graceful close: the client first, then the server once it has read the EOF.
-        lab.close("client")
-        assert lab.run_until(lambda: lab.recv("server") == b"" and lab.state("server") is State.CLOSE_WAIT, 600)
-        lab.close("server")
-        assert lab.run_until(
-            lambda: not [c for c in lab.connections("server") if c.state is not State.LISTEN], timeout=600
-        ), f"seed {seed}: server still has {lab.connections('server')}"
-        assert lab.run_until(lambda: not lab.connections("client"), timeout=600), f"seed {seed}"
+        close_both(lab, seed)
+
+
+def close_both(lab: Lab, seed: int) -> None:
+    """Graceful close: the client first, then the server once it has read the EOF; nothing may remain."""
+    lab.close("client")
+    assert lab.run_until(lambda: lab.recv("server") == b"" and lab.state("server") is State.CLOSE_WAIT, 600)
+    lab.close("server")
+    left = lambda: [c for c in lab.connections("server") if c.state is not State.LISTEN]  # noqa: E731
+    assert lab.run_until(lambda: not left(), timeout=600), f"seed {seed}: server still has {left()}"
+    assert lab.run_until(lambda: not lab.connections("client"), timeout=600), f"seed {seed}"
 
 
 def test_a_lossy_run_is_reproducible() -> None:
