@@ -6,13 +6,14 @@ into the other's receive(), with a virtual clock that jumps to the next deadline
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import time
 import tracemalloc
 from dataclasses import dataclass
 
-from stack import SEC, Host
+from stack import Host
 
 MIB = 1 << 20
 
@@ -75,10 +76,8 @@ def bulk_transfer(
             a.receive(pkt, now)
             moved = True
         if conn is None:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 conn, _ = srv.accept()
-            except BlockingIOError:
-                pass
         while sent < nbytes:
             piece = chunk[: min(len(chunk), nbytes - sent)]
             try:
@@ -119,7 +118,8 @@ def idle_connection_memory(count: int = 10_000) -> float:
     gc.collect()
     tracemalloc.start()
     a = Host("198.18.0.1", seed=1)
-    b = Host("198.18.0.2", seed=2, somaxconn=65535, tcp_max_syn_backlog=65535, ip_local_port_range=(1024, 65535))
+    ports = (1024, 65535)
+    b = Host("198.18.0.2", seed=2, somaxconn=65535, tcp_max_syn_backlog=65535, ip_local_port_range=ports)
     a.set(ip_local_port_range=(1024, 65535))
     srv = b.socket()
     srv.bind(("0.0.0.0", 8080))

@@ -70,6 +70,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="report format (default text)"
     )
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="watch the run in the app, one statement per step (space/enter next, backspace back); "
+        "a failure is shown on the line that failed. Takes one FILE",
+    )
+    parser.add_argument(
+        "--part", default=None, metavar="NAME", help="with --ui: the part of the file to watch (e.g. B)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         tolerance_percent=args.tolerance_percent,
         seed=seed if isinstance(seed, int) else 1,
     )
+    if getattr(args, "ui", False):
+        return run_ui(args, config)
     results: list[FileResult] = []
     try:
         for name in args.files:
@@ -93,3 +104,32 @@ def run(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         return EXIT_USAGE if not results else exit_code(results)
     return exit_code(results)
+
+
+def run_ui(args: argparse.Namespace, config: RunConfig) -> int:
+    """`tcpplay drill FILE --ui`: the run in the app. Exit code as headless: 0 only if the script passes."""
+    from ..lab import LabError
+    from .parser import DrillSyntaxError, parse_file
+    from .player import DrillPlayer, pick_script
+
+    if len(args.files) != 1:
+        print("tcpplay: error: --ui watches one script file; name exactly one FILE", file=sys.stderr)
+        return EXIT_USAGE
+    name = args.files[0]
+    try:
+        drill = parse_file(name)
+    except DrillSyntaxError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{name}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        player = DrillPlayer(pick_script(drill, args.part), filename=name, config=config)
+    except LabError as exc:
+        print(f"tcpplay: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from ..ui.app import run_app
+
+    run_app(seed=config.seed, theme=getattr(args, "theme", None), player=player)
+    return 0 if player.passed else EXIT_USAGE if player.result.status.value != "FAIL" else 1

@@ -485,12 +485,25 @@ class _When:
 
 
 class _Runner:
-    def __init__(self, script: Script, filename: str, config: RunConfig, observer: Observer | None) -> None:
+    def __init__(
+        self,
+        script: Script,
+        filename: str,
+        config: RunConfig,
+        observer: Observer | None,
+        host: Host | None = None,
+        stop_after: int | None = None,
+    ) -> None:
         self.script = script
         self.filename = filename
         self.cfg = config
         self.observer = observer
-        self.host = Host(config.local_ip, seed=config.seed, **dict(config.settings))
+        if host is None:
+            host = Host(config.local_ip, seed=config.seed, **dict(config.settings))
+        else:
+            host.set(**dict(config.settings))
+        self.host = host
+        self.stop_after = stop_after
         self.now = 0
         self.trace: list[DrillEvent] = []
         self.notes: list[str] = []
@@ -518,12 +531,15 @@ class _Runner:
         failure: Failure | None = None
         try:
             self._prescan()
-            for stmt in self.script.statements:
+            for index, stmt in enumerate(self.script.statements):
+                if self.stop_after is not None and index >= self.stop_after:
+                    break  # a partial run (the TUI steps through a script statement by statement)
                 self.current = stmt
                 self._execute(stmt)
                 self.last_line = stmt
             self.current = None
-            self._finish()
+            if self.stop_after is None or self.stop_after >= len(self.script.statements):
+                self._finish()
         except _Stop as stop:
             status, failure = stop.status, stop.failure
         finally:
@@ -1654,16 +1670,20 @@ def run_script(
     config: RunConfig | None = None,
     tolerance_usecs: int | None = None,
     observer: Observer | None = None,
+    host: Host | None = None,
+    stop_after: int | None = None,
 ) -> ScriptResult:
     """Run one script on a fresh Host and return its result.
 
     observer, if given, receives every DrillEvent as it happens (segments in and out with their raw bytes,
     system calls, blocking and returns, state changes, drops, checks), so a UI can render the run live.
+    host lets the caller supply the (fresh) SUT host, e.g. one that a display lab owns; stop_after runs
+    only the first N statements (a partial run ends without the end-of-script checks).
     """
     cfg = config or RunConfig()
     if tolerance_usecs is not None:
         cfg = replace(cfg, tolerance_usecs=tolerance_usecs)
-    return _Runner(script, filename, cfg, observer).run()
+    return _Runner(script, filename, cfg, observer, host, stop_after).run()
 
 
 def run_file(
