@@ -64,6 +64,11 @@ class DrillPlayer:
         self.result: ScriptResult = run_script(script, filename=filename, config=self.config)
         self.title = f"{filename} [{script.name}]: {self.result.status.value}"
         self.steps = [self._step(i, stmt) for i, stmt in enumerate(self.statements)]
+        failed_at = self._failure_line()
+        # The step (count of statements run) at which the failure shows; the app then selects `highlight`.
+        self.highlight_at: int | None = next(
+            (i + 1 for i, stmt in enumerate(self.statements) if stmt.line == failed_at), None
+        )
         self.index = 0
         self.lab = self._build(0)
 

@@ -881,6 +881,11 @@ class TcpPlayApp(App[int]):
         header = f"Step {player.index}/{len(player.steps)}"
         title = getattr(step, "title", "")
         self.narrate(f"{header}{f' · {title}' if title else ''}\n{getattr(step, 'narration', '')}".rstrip())
+        # A drill run that failed names the segment to show (DrillPlayer.highlight) once its step is reached.
+        highlight = getattr(player, "highlight", None)
+        at = getattr(player, "highlight_at", None)
+        if highlight is not None and at is not None and player.index >= at:
+            self.select_packet(highlight)
 
     def action_demo_next(self) -> None:
         player = self.player
