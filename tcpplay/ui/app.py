@@ -423,10 +423,6 @@ class TcpPlayApp(App[int]):
             return
         record, bases, tags = item
         ladder.add_record(record, bases, tags)
-        # CaptureRecord.segment caches the decoded segment, payload copy included, for good: ~1.7 KB a
-        # full-size segment, 170 MB at 100 000. Drop that cache; the ladder decodes again, on demand, only
-        # the rows it paints.
-        record._segment = None
 
     def _ladder_visible(self) -> bool:
         return self._tabs_active == "ladder"
