@@ -88,6 +88,8 @@ class Connection:
         self.rcv_nxt = 0
         self.rcv_wnd = 0
         self.rcv_wup = 0  # RCV.NXT when the window was last advertised (Linux rcv_wup)
+        self._window_key: tuple[int, ...] = ()  # select_window()'s inputs last time, and its result
+        self._window_raw = 0
         # Options.
         s = self.settings
         self.advmss = min(s.mtu - 40, opts.maxseg or 65535)
@@ -340,8 +342,30 @@ class Connection:
             window = free
         return window
 
+    def _window_inputs(self) -> tuple[int, ...]:
+        """Everything select_window() reads. quick is one: _compute_window() clears quick-ACK mode when
+        space runs low, as Linux's __tcp_select_window() does, so a bumped counter must be seen again."""
+        rq = self.rq
+        return (
+            self.rcv_nxt,
+            self.rcv_wup,
+            self.rcv_wnd,
+            len(rq.ready),
+            rq.ooo_bytes if rq.ooo else 0,
+            self.rcv_ssthresh,
+            self.rcvbuf,
+            self.window_clamp,
+            self.rcv_mss,
+            self.rcv_wscale,
+            self.quick,
+        )
+
     def select_window(self) -> int:
         """The window field for an outgoing segment (Linux tcp_select_window()); never shrinks the window."""
+        key = self._window_inputs()
+        if key == self._window_key:
+            # A burst of segments with nothing received in between: same inputs, same window.
+            return self._window_raw
         cur = self.receive_window()
         new = self._compute_window()
         if new < cur:
@@ -350,7 +374,10 @@ class Connection:
             new = (cur + unit - 1) // unit * unit
         self.rcv_wnd = new
         self.rcv_wup = self.rcv_nxt
-        return min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
+        raw = min(new, 65535 << self.rcv_wscale) >> self.rcv_wscale
+        self._window_key = self._window_inputs()
+        self._window_raw = raw
+        return raw
 
     # ----------------------------------------------------------------------------------------------------
     # output

@@ -95,6 +95,9 @@ class Segment:
         return (self.seq + self.seg_len) & 0xFFFFFFFF
 
 
+_NOP_OPTION = Option("nop")  # shared: immutable, and built for every data segment otherwise
+
+
 class Malformed(NamedTuple):
     """A packet that could not be accepted as a TCP segment, and why (a short, stable reason name)."""
 
@@ -406,7 +409,7 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         # Fast path: the 12-byte nop,nop,TS of every data segment on a TS connection.
         if doff == 32 and raw[:4] == b"\x01\x01\x08\x0a":
             seg.ts_val, seg.ts_ecr = _U32.unpack_from(raw, 4)[0], _U32.unpack_from(raw, 8)[0]
-            seg.options = (Option("nop"), Option("nop"), Option("TS", (seg.ts_val, seg.ts_ecr)))
+            seg.options = (_NOP_OPTION, _NOP_OPTION, Option("TS", (seg.ts_val, seg.ts_ecr)))
         else:
             err = parse_options(raw, seg)
             if err is not None:
