@@ -1378,7 +1378,8 @@ class Connection:
             if current <= now + (ato >> 2):
                 self.send_ack(now)
                 return
-            deadline = min(deadline, current)
+            if current <= deadline:
+                return  # "use new timeout only if there wasn't an older one earlier": nothing changes
         self.arm("delayed-ack", deadline, now)
 
     # ----------------------------------------------------------------------------------------------------
