@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from stack import Event, Host, Socket, State
+from stack import Event, Host, Socket, SocketEvent, State
 from stack.snapshot import ConnectionSnapshot
 from stack.wire import SYN, build_packet, syn_options
 
@@ -36,6 +36,7 @@ LAB_NET = "198.18.0.0/15"  # RFC 2544: reserved for network benchmarking labs
 DEFAULT_HOSTS = {"client": "198.18.0.1", "server": "198.18.0.2"}
 DEFAULT_PORT = 8080
 SPOOF_PREFIX = "198.19."
+RECEIVED_KEEP = 1 << 20  # bytes of what a program read that the lab keeps (the first ones)
 
 
 class LabError(Exception):
@@ -84,7 +85,16 @@ class App:
     conns: list[Socket] = field(default_factory=list)
     selected: int = -1  # index into conns; -1 = the newest
     auto_accept: bool = True
+    # What the program read: the first RECEIVED_KEEP bytes (what a lesson compares) and the total count.
+    # Keeping everything would grow without bound in a long bulk transfer.
     received: bytearray = field(default_factory=bytearray)
+    received_total: int = 0
+
+    def take(self, data: bytes) -> None:
+        self.received_total += len(data)
+        room = RECEIVED_KEEP - len(self.received)
+        if room > 0:
+            self.received += data[:room]
 
     def current(self) -> Socket | None:
         live = [s for s in self.conns if not s.closed]
@@ -326,7 +336,10 @@ class Lab:
             observer(event)
 
     def _host_event(self, name: str, event: Event) -> None:
-        # Per-segment events are not subscribed to: the capture shows segments.
+        # Per-segment events are not subscribed to: the capture shows segments. "readable" (one per data
+        # segment received) is left out of the log for the same reason: it would double its size.
+        if isinstance(event, SocketEvent) and event.what == "readable":
+            return
         self._publish(HostEvent(event.now, name, event))
 
     def note(self, text: str, host: str | None = None, kind: str = "action") -> None:
@@ -800,7 +813,7 @@ class Lab:
             )
         except BlockingIOError:
             return b""
-        self.apps[host].received += data
+        self.apps[host].take(data)
         return bytes(data)
 
     def shutdown(self, host: str, how: str = "wr", sock: Socket | None = None) -> None:

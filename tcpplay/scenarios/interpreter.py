@@ -429,7 +429,7 @@ class Interpreter:
                             break
                         if not data:
                             break
-                        app.received += data
+                        app.take(data)
                         moved = True
             if moved:
                 lab.settle()
@@ -539,8 +539,9 @@ class Interpreter:
             if got != c.data:
                 return False, f"{c.host} received {got[:60]!r}" + ("..." if len(got) > 60 else "")
             return True, ""
-        if len(got) != c.size:
-            return False, f"{c.host} received {len(got)} bytes"
+        total = self.lab.apps[c.host].received_total if c.host in self.lab.apps else 0
+        if total != c.size:
+            return False, f"{c.host} received {total} bytes"
         return True, ""
 
     def _expect_segment(self, c: ExpectSegment) -> tuple[bool, str]:
