@@ -353,33 +353,31 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
     n = len(data)
     if n < IP_HEADER_LEN:
         return Malformed("truncated", f"{n} bytes is shorter than an IPv4 header")
-    ver_ihl = data[0]
+    # One unpack for the whole fixed IPv4 header; offsets instead of slices below (this runs per segment).
+    ver_ihl, _, total, ip_id, frag, ttl, proto, _, src_b, dst_b = _IP.unpack_from(data)
     if ver_ihl >> 4 != 4:
         return Malformed("not-ipv4", f"IP version {ver_ihl >> 4}")
     ihl = (ver_ihl & 0x0F) * 4
     if ihl < IP_HEADER_LEN or ihl > n:
         return Malformed("bad-ip-header-length", f"IHL {ihl} bytes in a {n}-byte packet")
-    total = int.from_bytes(data[2:4], "big")
     if total < ihl or total > n:
         return Malformed("bad-ip-total-length", f"total length {total}, packet has {n} bytes")
     # A header whose checksum verifies sums to 0xFFFF, i.e. a nonzero multiple of 0xFFFF (see above).
     if int.from_bytes(data[:ihl], "big") % 0xFFFF:
         return Malformed("bad-ip-checksum", "IPv4 header checksum does not verify")
-    if data[9] != IPPROTO_TCP:
-        return Malformed("not-tcp", f"IP protocol {data[9]}")
-    frag = int.from_bytes(data[6:8], "big")
+    if proto != IPPROTO_TCP:
+        return Malformed("not-tcp", f"IP protocol {proto}")
     if frag & 0x3FFF:
         return Malformed("fragment", "IP fragments are not reassembled")
-    tcp = data[ihl:total]
-    if len(tcp) < TCP_HEADER_LEN:
-        return Malformed("truncated", f"{len(tcp)} bytes is shorter than a TCP header")
-    sport, dport, seq, ack, off_byte, flags, window, csum, urg = _TCP.unpack_from(tcp)
+    tcp_len = total - ihl
+    if tcp_len < TCP_HEADER_LEN:
+        return Malformed("truncated", f"{tcp_len} bytes is shorter than a TCP header")
+    sport, dport, seq, ack, off_byte, flags, window, csum, urg = _TCP.unpack_from(data, ihl)
     doff = (off_byte >> 4) * 4
-    if doff < TCP_HEADER_LEN or doff > len(tcp):
-        return Malformed("bad-tcp-header-length", f"data offset {doff} bytes in a {len(tcp)}-byte segment")
-    src_b, dst_b = data[12:16], data[16:20]
+    if doff < TCP_HEADER_LEN or doff > tcp_len:
+        return Malformed("bad-tcp-header-length", f"data offset {doff} bytes in a {tcp_len}-byte segment")
     if (verify_checksum or csum) and ones_complement_sum(
-        _PSEUDO.pack(src_b, dst_b, 0, IPPROTO_TCP, len(tcp)) + tcp
+        _PSEUDO.pack(src_b, dst_b, 0, IPPROTO_TCP, tcp_len) + data[ihl:total]
     ) != 0xFFFF:
         return Malformed("bad-tcp-checksum", "TCP checksum does not verify")
     # Positional construction: noticeably cheaper than keywords on this per-segment path.
@@ -392,7 +390,7 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         ack,
         flags,
         window,
-        tcp[doff:],
+        data[ihl + doff : total],
         (),
         None,
         None,
@@ -400,12 +398,12 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         None,
         None,
         (),
-        data[8],
-        (data[4] << 8) | data[5],
+        ttl,
+        ip_id,
         urg,
     )
     if doff > TCP_HEADER_LEN:
-        raw = tcp[TCP_HEADER_LEN:doff]
+        raw = data[ihl + TCP_HEADER_LEN : ihl + doff]
         # Fast path: the 12-byte nop,nop,TS of every data segment on a TS connection.
         if doff == 32 and raw[:4] == b"\x01\x01\x08\x0a":
             seg.ts_val, seg.ts_ecr = _U32.unpack_from(raw, 4)[0], _U32.unpack_from(raw, 8)[0]
