@@ -151,8 +151,10 @@ class FormModal(ModalScreen[bool]):
         yield from ()
 
     def apply(self) -> str | None:
-        """Make the change; return a short confirmation (or None). Raise FormError/LabError when invalid."""
-        raise NotImplementedError
+        """Make the change; return a short confirmation (or None). Raise FormError/LabError when invalid.
+
+        Every form overrides this; the base form has no fields and so changes nothing."""
+        return None
 
     @staticmethod
     def row(label: str, widget: Input | Select[str] | Switch) -> Horizontal:
