@@ -126,6 +126,8 @@ class Connection:
         self.cc: Controller = make_controller(s.tcp_congestion_control, s.tcp_init_cwnd)
         self.dupacks = 0
         self.recovery_point: int | None = None  # RFC 6582 "recover" / RFC 6675 RecoveryPoint
+        self.tlp_high_seq: int | None = None  # RFC 8985 TLPRxtOut: SND.NXT when a loss probe went out
+        self.tlp_retrans = False  # that probe was a retransmission (not new data)
         self.highest_sack = 0
         self.scoreboard_marked = False  # some segment was marked SACKed or lost since the queue was clean
         self.dsacks_received = 0
@@ -556,6 +558,8 @@ class Connection:
             self.arm("persist", now + self._probe0_when(), now)
         if sent or cwnd_limited:
             self._cwnd_validate(cwnd_limited)
+        if sent:
+            self._schedule_loss_probe(now, advancing_rto=False)
 
     def _cwnd_validate(self, limited: bool) -> None:
         """Linux tcp_cwnd_validate(): remember, per window of data, whether cwnd was what held us back
@@ -578,8 +582,9 @@ class Connection:
             self.snd_sml = end
         self.transmit(now, seq, flags, payload, reason="fin" if flags & FIN and not size else "data")
         self._data_sent(now)
-        if first or "retransmit" not in self.timers:
-            self.arm("retransmit", now + self.rtt.rto, now)
+        # Linux tcp_event_new_data_sent(): (re)start the RTO for a first flight or over a pending probe.
+        if first or "loss-probe" in self.timers or "retransmit" not in self.timers:
+            self._rearm_rto(now)
         if "persist" in self.timers:
             self.cancel("persist", now)
 
@@ -589,7 +594,7 @@ class Connection:
         if self.ato and now - self.lrcvtime < self.ato:
             self.pingpong += 1
 
-    def _retransmit_segment(self, seg: SentSegment, now: int, reason: str) -> None:
+    def _retransmit_segment(self, seg: SentSegment, now: int, reason: str, *, probe: bool = False) -> None:
         sq = self.sq
         # Collapse small following segments into this one when they fit (tcp_retrans_try_collapse()).
         while seg.flags & SYN == 0:
@@ -613,7 +618,7 @@ class Connection:
             data_end = min(seg.end, sq.write_seq)
             payload = sq.data(seg.start, data_end)
             self.transmit(now, seg.start, ACK | (seg.flags & (FIN | PSH)), payload, reason=reason)
-        if self.retrans_stamp is None:
+        if self.retrans_stamp is None and not probe:
             self.retrans_stamp = seg.first_sent
         seg.retrans += 1
         seg.sent_at = now
@@ -1018,6 +1023,7 @@ class Connection:
             self.snd_wl2 = ack
         self.probes_out = 0
         self.rcv_tstamp = now
+        dsacks_before = self.dsacks_received
         newly_sacked = self._sacktag(seg, ack) if self.sack_ok and seg.sack_blocks else 0
         if ack > prior_una:
             self._new_ack(seg, ack, now)
@@ -1031,6 +1037,8 @@ class Connection:
             self._dupack(now)
         if self.sack_ok and self.recovery_point is not None and self.sq.segs:
             self._mark_sack_losses()
+        if self.tlp_high_seq is not None:
+            self._process_tlp_ack(ack, ack > prior_una, self.dsacks_received > dsacks_before, now)
         if self.snd_wnd and "persist" in self.timers:
             # Linux tcp_ack_probe(): the window opened, stop probing.
             self.cancel("persist", now)
@@ -1166,9 +1174,105 @@ class Connection:
                 self._cwnd_event(now, "ack")
                 self.sndbuf_expand()
         if self.sq.segs:
-            self.arm("retransmit", now + self.rtt.rto, now)
-        elif "retransmit" in self.timers:
+            # Linux tcp_set_xmit_timer(): a tail loss probe if one applies, else the RTO.
+            if not self._schedule_loss_probe(now, advancing_rto=True):
+                self._rearm_rto(now)
+        else:
+            for name in ("retransmit", "loss-probe"):
+                if name in self.timers:
+                    self.cancel(name, now)
+
+    # ----------------------------------------------------------------------------------------------------
+    # the transmit timer: RTO or tail loss probe (RFC 8985 §7; Linux shares one timer slot for both)
+
+    def _rto_delta(self, now: int) -> int:
+        """Linux tcp_rto_delta_us(): how far in the future the RTO of the oldest segment is."""
+        head = self.sq.segs[0] if self.sq.segs else None
+        sent = head.sent_at if head is not None else now
+        return sent + self.rtt.rto - now
+
+    def _rearm_rto(self, now: int) -> None:
+        """Linux tcp_rearm_rto(): the RTO from now, or what is left of it when a probe was pending."""
+        if not self.sq.segs:
+            return
+        rto = self.rtt.rto
+        if "loss-probe" in self.timers:
+            self.cancel("loss-probe", now)
+            rto = max(self._rto_delta(now), 1)
+        self.arm("retransmit", now + rto, now)
+
+    def _schedule_loss_probe(self, now: int, *, advancing_rto: bool) -> bool:
+        """Linux tcp_schedule_loss_probe(): for a SACK connection in the open state, probe the tail after
+        2*SRTT (plus the minimum RTO when one segment is out: the peer may delay its ACK), but never later
+        than the RTO would fire. Returns False when no probe applies (the caller arms the RTO)."""
+        s = self.settings
+        if s.tcp_early_retrans not in (3, 4) or not self.sq.segs or not self.sack_ok:
+            return False
+        if self.recovery_point is not None or self.in_loss or self.state not in _SENDING:
+            return False
+        if self.in_flight() < self.cc.cwnd and self.sq.write_seq > self.snd_nxt:
+            return False  # not limited by cwnd and new data waits: it goes out anyway
+        if self.rtt.has_sample:
+            timeout = 2 * self.rtt.srtt + (s.tcp_rto_min_ms * MS if self.packets_out == 1 else 2 * MS)
+            timeout = max(timeout, 10 * MS)
+        else:
+            timeout = s.tcp_rto_initial_ms * MS
+        rto_delta = self.rtt.rto if advancing_rto else self._rto_delta(now)
+        if rto_delta > 0:
+            timeout = min(timeout, rto_delta)
+        if "retransmit" in self.timers:
             self.cancel("retransmit", now)
+        self.arm("loss-probe", now + timeout, now)
+        return True
+
+    def _loss_probe_timer(self, now: int) -> None:
+        """Linux tcp_send_loss_probe() (RFC 8985 §7.3): one new segment if the window allows, else the
+        last segment again; then the RTO, from now. At most one probe per tail loss episode."""
+        if not self.sq.segs:
+            return
+        sent = False
+        if self.tlp_high_seq is None:
+            sq = self.sq
+            seq = self.snd_nxt
+            size = min(self.mss, max(sq.write_seq - seq, 0))
+            if size and seq + size <= self.snd_una + self.snd_wnd:
+                flags = ACK | (PSH if sq.push_in(seq, seq + size) else 0)
+                fin = sq.fin_seq is not None and seq + size == sq.write_seq
+                if fin:
+                    flags |= FIN
+                self._send_new(now, seq, seq + size + (1 if fin else 0), flags, size)
+                self.tlp_retrans = False
+                sent = True
+            else:
+                last = sq.segs[-1]
+                if not last.sacked:
+                    self._retransmit_segment(last, now, "loss-probe", probe=True)
+                    self.tlp_retrans = True
+                    sent = True
+            if sent:
+                self.tlp_high_seq = self.snd_nxt
+        if sent:
+            if "loss-probe" in self.timers:
+                self.cancel("loss-probe", now)
+            self.arm("retransmit", now + self.rtt.rto, now)
+        else:
+            self._rearm_rto(now)
+
+    def _process_tlp_ack(self, ack: int, advanced: bool, dsack: bool, now: int) -> None:
+        """Linux tcp_process_tlp_ack(): did the probe repair a loss (reduce cwnd) or was nothing lost?"""
+        high = self.tlp_high_seq
+        if high is None or ack < high:
+            return
+        if not self.tlp_retrans or dsack:
+            self.tlp_high_seq = None  # new data probed, or both copies arrived: no loss
+        elif ack > high:
+            # The probe's ACK moved past it: a loss was repaired. Reduce cwnd once (CWR), as Linux does.
+            self.cc.ssthresh = self.cc.ssthresh_on_loss(self.in_flight())
+            self.cc.cwnd = max(self.cc.ssthresh, 1)
+            self.tlp_high_seq = None
+            self._cwnd_event(now, "loss-probe-recovery")
+        elif not advanced:
+            self.tlp_high_seq = None  # a pure duplicate ACK: original and probe both arrived
 
     def _dupack(self, now: int) -> None:
         """RFC 5681 §3.2 / RFC 6582: count duplicate ACKs; the third triggers fast retransmit.
@@ -1555,6 +1659,8 @@ class Connection:
             self.host.emit(TimerFired(now, self.id, name))
         if name == "retransmit":
             self._retransmit_timer(now)
+        elif name == "loss-probe":
+            self._loss_probe_timer(now)
         elif name == "delayed-ack":
             self._delack_timer(now)
         elif name == "persist":
@@ -1611,6 +1717,7 @@ class Connection:
             self.cc.cwnd = 1
             self.cc.cwnd_cnt = 0
             self.in_loss = True
+            self.tlp_high_seq = None  # RFC 8985: an RTO ends the tail loss episode
             self.recovery_point = None
             self.dupacks = 0
             for seg in self.sq.segs:

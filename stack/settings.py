@@ -29,6 +29,7 @@ class Settings:
     tcp_rto_min_ms: int = 200  # TCP_RTO_MIN
     tcp_rto_max_ms: int = 120_000  # TCP_RTO_MAX
     tcp_rto_initial_ms: int = 1000  # TCP_TIMEOUT_INIT (RFC 6298 §2.1)
+    tcp_early_retrans: int = 3  # 3: Tail Loss Probe (RFC 8985) on SACK connections, as Linux; 0: off
     # Closing.
     tcp_fin_timeout: int = 60  # orphaned FIN_WAIT_2 lifetime, seconds
     tcp_timewait_len: int = 60  # TCP_TIMEWAIT_LEN = 2*MSL on Linux (not a sysctl there; a setting here)
@@ -122,6 +123,7 @@ def coerce_setting(name: str, current: Any, value: Any) -> Any:
 # would break the stack (a port above 65535 cannot be put in a header, an RTO of 0 retransmits forever in
 # one instant, an MTU below IPv4's minimum leaves no room for an MSS). (low, high); None = no upper bound.
 LIMITS: dict[str, tuple[int, int | None]] = {
+    "tcp_early_retrans": (0, 4),  # Linux: 0 off, 1-2 early retransmit only (not modelled: no TLP), 3-4 TLP
     "tcp_syn_retries": (1, 127),  # Linux: tcp_syn_retries_min 1, MAX_TCP_SYNCNT 127
     "tcp_rto_min_ms": (1, None),
     "tcp_rto_max_ms": (1, None),

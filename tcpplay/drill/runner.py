@@ -148,6 +148,7 @@ SYSCTLS: Mapping[str, str] = {
             "tcp_syn_retries",
             "tcp_synack_retries",
             "tcp_syn_linear_timeouts",
+            "tcp_early_retrans",
             "tcp_retries1",
             "tcp_retries2",
             "tcp_orphan_retries",
@@ -187,7 +188,6 @@ _SCALED_SYSCTLS: Mapping[str, tuple[str, int]] = {"net.ipv4.tcp_rto_min_us": ("t
 _NOOP_SYSCTLS: Mapping[str, str] = {
     "net.ipv4.tcp_no_metrics_save": "1",  # tcpplay never caches per-destination metrics
     "net.ipv4.tcp_ecn": "0",  # tcpplay does not do ECN
-    "net.ipv4.tcp_early_retrans": "0",  # no Tail Loss Probe / early retransmit (RFC 8985, 5827): not modelled
 }
 """Sysctls accepted when set to the value that describes what the stack always does anyway."""
 

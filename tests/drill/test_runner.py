@@ -199,10 +199,19 @@ def test_bad_sysctl_value_is_an_error() -> None:
 
 
 def test_sysctl_noop_only_with_the_value_the_stack_implements() -> None:
-    assert run_text("`sysctl -q net.ipv4.tcp_early_retrans=0 net.ipv4.tcp_ecn=0`\n" + SERVER).passed
-    result = run_text("`sysctl -q net.ipv4.tcp_early_retrans=3`\n" + SERVER)
+    assert run_text("`sysctl -q net.ipv4.tcp_ecn=0 net.ipv4.tcp_no_metrics_save=1`\n" + SERVER).passed
+    result = run_text("`sysctl -q net.ipv4.tcp_ecn=1`\n" + SERVER)
     assert result.status is Status.ERROR
-    assert result.failure is not None and "tcp_early_retrans" in result.failure.reason
+    assert result.failure is not None and "tcp_ecn" in result.failure.reason
+
+
+def test_tcp_early_retrans_is_a_real_setting() -> None:
+    # 3 (Linux's default, Tail Loss Probe on) and 0 (off) are both modelled.
+    assert run_text("`sysctl -q net.ipv4.tcp_early_retrans=0`\n" + SERVER).passed
+    assert run_text("`sysctl -q net.ipv4.tcp_early_retrans=3`\n" + SERVER).passed
+    result = run_text("`sysctl -q net.ipv4.tcp_early_retrans=9`\n" + SERVER)
+    assert result.status is Status.ERROR and result.failure is not None
+    assert "tcp_early_retrans" in result.failure.reason
 
 
 def test_sysctl_with_other_unit() -> None:

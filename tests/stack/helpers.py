@@ -290,7 +290,12 @@ def describe(seg: Segment) -> str:
 
 
 def make_host(address: str = SUT_IP, *, iss: int = SUT_ISS, ts_offset: int = 0, **settings: Any) -> Host:
-    """A SUT host with a constant ISN and TS offset, and the scenarios' environment (6 MiB rmem max)."""
+    """A SUT host with a constant ISN and TS offset, and the scenarios' environment (6 MiB rmem max).
+
+    The Tail Loss Probe (Linux's default tcp_early_retrans=3) is off here, as with
+    `sysctl net.ipv4.tcp_early_retrans=0`, so that each test sees the one mechanism it is about (the RTO,
+    its backoff, Karn...); tests/stack/test_tlp.py covers the probe itself."""
+    settings.setdefault("tcp_early_retrans", 0)
     host = Host(address, seed=1, **settings)
     fix_isn(host, iss, ts_offset)
     return host

@@ -99,7 +99,7 @@ def test_one_lost_segment_without_sack_is_recovered_by_newreno_fast_retransmit()
 
 
 def test_lost_tail_segment_is_recovered_by_the_retransmission_timer() -> None:
-    lab, mark = established()
+    lab, mark = established(tcp_early_retrans=0)  # the RTO alone (Linux: sysctl tcp_early_retrans=0)
     lab.send("client", bytes(2 * MSS))
     lab.drop_next("client", "data")
     lab.send("client", b"tail")
@@ -122,4 +122,29 @@ def test_lost_tail_segment_is_recovered_by_the_retransmission_timer() -> None:
         (120 + rto_ms, c, "P.", 1 + 2 * MSS, 4, 1, (), "delivered"),
         (130 + rto_ms, s, ".", 1, 0, 1 + 2 * MSS + 4, (), "delivered"),
     ]
+    assert lab.recv("server") == bytes(2 * MSS) + b"tail"
+
+
+def test_with_linux_defaults_the_lost_tail_comes_back_as_a_tail_loss_probe() -> None:
+    """RFC 8985 §7 / Linux tcp_schedule_loss_probe(): on a SACK connection the tail is probed after
+    2*SRTT + 200 ms (one segment out), capped by the RTO: here the same instant as the RTO would be, but
+    it is a probe: no backoff, no RTO, and cwnd stays (the loss was repaired without a timeout)."""
+    lab, mark = established()
+    lab.send("client", bytes(2 * MSS))
+    lab.drop_next("client", "data")
+    lab.send("client", b"tail")
+    lab.advance(0.021)
+    client = lab.snapshot("client")
+    assert client is not None
+    assert "retransmit" not in client.timers
+    probe_at = client.timers["loss-probe"]
+    # PTO = 2*SRTT + rto_min (one segment in flight), capped by a full RTO from this ACK (120 ms): Linux
+    # passes advancing_rto when SND.UNA moved.
+    assert probe_at == 120_000 + min(2 * client.srtt + 200_000, client.rto)
+    lab.advance(2.0)
+    again = [r for r in lab.capture if r.number > mark and r.src == "client" and r.segment.payload == b"tail"]
+    assert [r.time for r in again] == [100_000, probe_at]
+    after = lab.snapshot("client")
+    assert after is not None
+    assert after.backoff == 0 and after.retransmits == 0 and after.cwnd >= 10
     assert lab.recv("server") == bytes(2 * MSS) + b"tail"

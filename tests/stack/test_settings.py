@@ -19,6 +19,7 @@ LINUX_DEFAULTS = {
     "tcp_rto_min_ms": 200,
     "tcp_rto_max_ms": 120_000,
     "tcp_rto_initial_ms": 1000,
+    "tcp_early_retrans": 3,  # ip-sysctl: "Default: 3" (Tail Loss Probe on)
     "tcp_fin_timeout": 60,
     "tcp_timewait_len": 60,
     "tcp_max_tw_buckets": 131072,
