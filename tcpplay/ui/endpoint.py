@@ -32,6 +32,7 @@ from .logmodel import peer_label
 MASK = 0xFFFFFFFF
 TIMER_ORDER = (
     "retransmit",
+    "loss-probe",
     "delayed-ack",
     "persist",
     "keepalive",
@@ -43,6 +44,7 @@ TIMER_ORDER = (
 TIMER_LABEL = {"time-wait": "time-wait (2MSL)"}
 SHORT_TIMER = {
     "retransmit": "rto",
+    "loss-probe": "tlp",
     "delayed-ack": "delack",
     "keepalive": "keepalive",
     "time-wait": "2MSL",
