@@ -345,20 +345,17 @@ class Connection:
         return window
 
     def _window_inputs(self) -> tuple[int, ...]:
-        """Everything select_window() reads. quick is one: _compute_window() clears quick-ACK mode when
-        space runs low, as Linux's __tcp_select_window() does, so a bumped counter must be seen again."""
+        """What select_window()'s result can change with, between two calls. (rcv_wnd and rcv_wup are set
+        by select_window itself; rcv_mss changes only with new data, i.e. with rcv_nxt; window_clamp only
+        with rcvbuf; rcv_wscale never after the handshake.) quick is one: _compute_window() clears
+        quick-ACK mode when space runs low, as Linux's __tcp_select_window() does."""
         rq = self.rq
         return (
             self.rcv_nxt,
-            self.rcv_wup,
-            self.rcv_wnd,
             len(rq.ready),
             rq.ooo_bytes if rq.ooo else 0,
             self.rcv_ssthresh,
             self.rcvbuf,
-            self.window_clamp,
-            self.rcv_mss,
-            self.rcv_wscale,
             self.quick,
         )
 
@@ -690,29 +687,31 @@ class Connection:
         if self.recovery_point is not None or self.in_loss or self.rq.ooo or not self.snd_wnd:
             return False
         rcv_nxt = self.rcv_nxt
-        seq = unwrap(seg.seq, rcv_nxt)
-        if seq != rcv_nxt or seg.window << self.snd_wscale != self.snd_wnd:
+        if seg.seq != rcv_nxt & 0xFFFFFFFF or seg.window << self.snd_wscale != self.snd_wnd:
             return False
+        seq = rcv_nxt
         ts_val = seg.ts_val
         if self.ts_ok:
             if ts_val is None or ((ts_val - self.ts_recent) & 0xFFFFFFFF) >= 0x80000000:
                 return False
         elif ts_val is not None:
             return False
-        ack = unwrap(seg.ack, self.snd_una)
+        una = self.snd_una
+        ack = una + ((seg.ack - una + 0x80000000) & 0xFFFFFFFF) - 0x80000000  # unwrap() inlined
         payload = seg.payload
         n = len(payload)
-        if ack > self.snd_nxt or ack < self.snd_una or (ack == self.snd_una and not n):
+        if ack > self.snd_nxt or ack < una or (ack == una and not n):
             return False  # ACK of unsent data, an old ACK, or a possible duplicate ACK: the slow path decides
-        if n and n > self.receive_window():
-            return False
+        if n and n > self.rcv_wup + self.rcv_wnd - rcv_nxt:
+            return False  # beyond what we offered (receive_window())
         if ts_val is not None and seq <= self.rcv_wup:
             # RFC 7323 §4.3: TS.Recent from segments at the left edge of the window.
             self.ts_recent = ts_val
             self.ts_recent_stamp = now
         self.probes_out = 0
         self.rcv_tstamp = now
-        if ack > self.snd_una:
+        advanced = ack > una
+        if advanced:
             self.snd_wl1 = seq
             self.snd_wl2 = ack
             self._new_ack(seg, ack, now)
@@ -722,7 +721,9 @@ class Connection:
             self._event_data_recv(n, now)
             if self.host.observed:
                 self.socket_event(now, "readable", f"{len(self.rq.ready)} bytes buffered")
-        self.output(now)
+        sq = self.sq
+        if advanced or sq.write_seq > self.snd_nxt or sq.fin_seq is not None:
+            self.output(now)  # (a pure receiver with nothing queued has nothing to send)
         self._ack_check(now)
         return True
 

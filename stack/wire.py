@@ -296,8 +296,8 @@ def build_packet(
 ) -> bytes:
     """An IPv4 packet (DF set, as Linux sends TCP) holding one TCP segment.
 
-    With checksum=False the TCP checksum field is left 0 (checksum offload, as on loopback); the IP header
-    checksum is always computed since it is only 20 bytes.
+    With checksum=False both checksum fields are left 0 (checksum offload, as on loopback, where the
+    driver is trusted for both).
     """
     if len(options) % 4:
         options = options + b"\x00" * (4 - len(options) % 4)
@@ -318,9 +318,10 @@ def build_packet(
     header = _TCP.pack(sport, dport, seq, ack, doff_byte, flags, window, csum, 0)
     total = IP_HEADER_LEN + tcp_len
     ip_id &= 0xFFFF
-    ip_sum = (
-        ~ones_complement_sum(_IP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, 0, sb, db)) & 0xFFFF
-    )
+    ip_sum = 0
+    if checksum:
+        ip_zero = _IP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, 0, sb, db)
+        ip_sum = ~ones_complement_sum(ip_zero) & 0xFFFF
     ip = _IP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, ip_sum, sb, db)
     return b"".join((ip, header, options, payload))
 
@@ -347,14 +348,14 @@ def build_segment(seg: Segment, *, checksum: bool = True) -> bytes:
 def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malformed:
     """Decode an IPv4 packet carrying TCP. Never raises; a bad packet comes back as Malformed(reason).
 
-    With verify_checksum=False a zero TCP checksum is accepted (checksum offload); a nonzero one is still
-    checked, so corruption on an offloading link is still caught when the sender filled the field in.
+    With verify_checksum=False a zero checksum (IPv4 or TCP) is accepted (checksum offload); a nonzero one
+    is still checked, so corruption on an offloading link is still caught when the sender filled it in.
     """
     n = len(data)
     if n < IP_HEADER_LEN:
         return Malformed("truncated", f"{n} bytes is shorter than an IPv4 header")
     # One unpack for the whole fixed IPv4 header; offsets instead of slices below (this runs per segment).
-    ver_ihl, _, total, ip_id, frag, ttl, proto, _, src_b, dst_b = _IP.unpack_from(data)
+    ver_ihl, _, total, ip_id, frag, ttl, proto, ip_csum, src_b, dst_b = _IP.unpack_from(data)
     if ver_ihl >> 4 != 4:
         return Malformed("not-ipv4", f"IP version {ver_ihl >> 4}")
     ihl = (ver_ihl & 0x0F) * 4
@@ -363,7 +364,7 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
     if total < ihl or total > n:
         return Malformed("bad-ip-total-length", f"total length {total}, packet has {n} bytes")
     # A header whose checksum verifies sums to 0xFFFF, i.e. a nonzero multiple of 0xFFFF (see above).
-    if int.from_bytes(data[:ihl], "big") % 0xFFFF:
+    if (verify_checksum or ip_csum) and int.from_bytes(data[:ihl], "big") % 0xFFFF:
         return Malformed("bad-ip-checksum", "IPv4 header checksum does not verify")
     if proto != IPPROTO_TCP:
         return Malformed("not-tcp", f"IP protocol {proto}")

@@ -267,7 +267,7 @@ def test_build_parse_round_trip_of_every_field() -> None:
 def test_checksum_offload_writes_zero_and_parser_accepts_it_only_when_told() -> None:
     pkt = sample(checksum=False)
     assert pkt[36:38] == b"\x00\x00"
-    assert ref_sum(pkt[:20]) == 0xFFFF  # the IP header checksum is still filled in
+    assert pkt[10:12] == b"\x00\x00"  # offload leaves the IPv4 header checksum to the "driver" too
     assert sample() != pkt
     assert ref_tcp_checksum(SRC_B, DST_B, pkt[20:]) != 0  # zero is not this segment's real checksum
     seg = parse_packet(pkt, verify_checksum=False)
@@ -275,7 +275,15 @@ def test_checksum_offload_writes_zero_and_parser_accepts_it_only_when_told() -> 
     assert seg.payload == b"data"
     bad = parse_packet(pkt)
     assert isinstance(bad, Malformed)
-    assert bad.reason == "bad-tcp-checksum"
+    assert bad.reason == "bad-ip-checksum"  # verified in order: the IPv4 header first
+    only_tcp_zero = bytearray(sample())
+    only_tcp_zero[36:38] = b"\x00\x00"
+    bad = parse_packet(bytes(only_tcp_zero))
+    assert isinstance(bad, Malformed) and bad.reason == "bad-tcp-checksum"
+    wrong_ip = bytearray(pkt)
+    wrong_ip[10] = 0x12  # a nonzero IPv4 checksum is checked even with offload
+    bad = parse_packet(bytes(wrong_ip), verify_checksum=False)
+    assert isinstance(bad, Malformed) and bad.reason == "bad-ip-checksum"
 
 
 def test_checksum_offload_still_rejects_a_wrong_nonzero_checksum() -> None:
