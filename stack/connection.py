@@ -44,6 +44,12 @@ _NEED_RESET = frozenset(
 )
 
 
+def oow_rate_limited(last: int | None, now: int, limit_ms: int) -> bool:
+    """Linux __tcp_oow_rate_limited(): is a reply at `now` within limit_ms of the previous one (`last`)?
+    The caller records `now` as the new `last` when this says no."""
+    return last is not None and 0 <= now - last < limit_ms * MS
+
+
 @dataclass(slots=True)
 class SocketOptions:
     """Options a socket carries and a connection obeys (set through setsockopt)."""
@@ -477,8 +483,7 @@ class Connection:
 
     def _rate_limited(self, now: int, attr: str) -> bool:
         """Linux __tcp_oow_rate_limited(): at most one such reply per tcp_invalid_ratelimit ms."""
-        last = getattr(self, attr)
-        if last is not None and 0 <= now - last < self.settings.tcp_invalid_ratelimit * MS:
+        if oow_rate_limited(getattr(self, attr), now, self.settings.tcp_invalid_ratelimit):
             return True
         setattr(self, attr, now)
         return False
@@ -542,13 +547,7 @@ class Connection:
                     and self.snd_una < self.snd_sml <= self.snd_nxt
                 ):
                     break
-            flags = ACK
-            if size and sq.push_in(seq, seq + size):
-                flags |= PSH
-            if fin:
-                flags |= FIN
-            end = seq + size + (1 if fin else 0)
-            self._send_new(now, seq, end, flags, size)
+            self._send_data(now, seq, size, fin)
             sent += 1
         if window_limited and not self.packets_out and "persist" not in self.timers:
             # Linux tcp_check_probe_timer(): nothing in flight and the window is closed: probe it.
@@ -569,6 +568,16 @@ class Connection:
             self.is_cwnd_limited = limited
             self.max_packets_out = self.packets_out
             self.cwnd_usage_seq = self.snd_nxt
+
+    def _send_data(self, now: int, seq: int, size: int, fin: bool) -> None:
+        """One new segment [seq, seq+size), with the FIN if asked: PSH where a write ended (Linux
+        tcp_mark_push())."""
+        flags = ACK
+        if size and self.sq.push_in(seq, seq + size):
+            flags |= PSH
+        if fin:
+            flags |= FIN
+        self._send_new(now, seq, seq + size + (1 if fin else 0), flags, size)
 
     def _send_new(self, now: int, seq: int, end: int, flags: int, size: int) -> None:
         payload = self.sq.data(seq, seq + size)
@@ -914,9 +923,7 @@ class Connection:
                 return
             seq += 1  # the SYN's sequence number is already consumed
             # Linux tcp_data_queue() then sees 5000:5001 as an old duplicate and ACKs it at once.
-            self.enter_quickack()
-            self.ack_pending = True
-            self.ack_now = True
+            self._ack_at_once()
         # Fifth: ACK off -> drop.
         if not flags & ACK:
             self.host.drop(seg, "no-ack", now, self.id)
@@ -1237,11 +1244,7 @@ class Connection:
             seq = self.snd_nxt
             size = min(self.mss, max(sq.write_seq - seq, 0))
             if size and seq + size <= self.snd_una + self.snd_wnd:
-                flags = ACK | (PSH if sq.push_in(seq, seq + size) else 0)
-                fin = sq.fin_seq is not None and seq + size == sq.write_seq
-                if fin:
-                    flags |= FIN
-                self._send_new(now, seq, seq + size + (1 if fin else 0), flags, size)
+                self._send_data(now, seq, size, sq.fin_seq is not None and seq + size == sq.write_seq)
                 self.tlp_retrans = False
                 sent = True
             else:
@@ -1316,9 +1319,7 @@ class Connection:
         if seq == rcv_nxt:
             if payload and self.receive_window() == 0:
                 self.host.drop(seg, "zero-window", now, self.id)
-                self.enter_quickack()
-                self.ack_pending = True
-                self.ack_now = True
+                self._ack_at_once()
                 return
             if payload:
                 self.rq.ready += payload
@@ -1344,9 +1345,7 @@ class Connection:
             self.host.drop(seg, "duplicate", now, self.id)
             if payload:
                 self._set_dsack(seq, data_end)
-            self.enter_quickack()
-            self.ack_pending = True
-            self.ack_now = True
+            self._ack_at_once()
             return
         if seq < rcv_nxt:
             # Partial overlap: keep the new part, D-SACK the old part.
@@ -1355,9 +1354,7 @@ class Connection:
             seq = rcv_nxt
             if self.receive_window() == 0:
                 self.host.drop(seg, "zero-window", now, self.id)
-                self.enter_quickack()
-                self.ack_now = True
-                self.ack_pending = True
+                self._ack_at_once()
                 return
             self.rq.ready += payload
             self.rcv_nxt = seq + len(payload)
@@ -1425,6 +1422,13 @@ class Connection:
         self.incr_quickack(TCP_MAX_QUICKACKS)
         self.pingpong = 0
         self.ato = 40 * MS
+
+    def _ack_at_once(self) -> None:
+        """Linux tcp_enter_quickack_mode() + inet_csk_schedule_ack() + ICSK_ACK_NOW: this segment gets an
+        ACK straight away (a retransmission, a segment we had to drop, a filled gap...)."""
+        self.enter_quickack()
+        self.ack_pending = True
+        self.ack_now = True
 
     def in_quickack_mode(self) -> bool:
         return self.quick > 0 and self.pingpong < 1
@@ -1766,9 +1770,7 @@ class Connection:
             # The window opened a little: send what fits (tcp_write_wakeup()).
             size = min(self.mss, self.snd_una + self.snd_wnd - self.snd_nxt, self.sq.write_seq - self.snd_nxt)
             if size > 0:
-                seq = self.snd_nxt
-                flags = ACK | (PSH if self.sq.push_in(seq, seq + size) else 0)
-                self._send_new(now, seq, seq + size, flags, size)
+                self._send_data(now, self.snd_nxt, size, False)
                 return
         # Linux's zero-window probe: no data, SEG.SEQ = SND.UNA - 1, which the peer must ACK.
         self.transmit(now, self.snd_una - 1, ACK, reason="window-probe", options=None)

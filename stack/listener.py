@@ -13,7 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from . import syncookies
-from .connection import MS, SEC, TCP_MSS_DEFAULT, Connection, SocketOptions
+from .connection import MS, SEC, TCP_MSS_DEFAULT, Connection, SocketOptions, oow_rate_limited
 from .events import SocketEvent, StateChanged, TimerArmed, TimerCancelled, TimerFired
 from .sendqueue import SentSegment
 from .snapshot import ConnectionSnapshot
@@ -354,8 +354,7 @@ class Listener:
         self._make_child(req, seg, now)
 
     def _req_rate_limited(self, req: RequestSock, now: int) -> bool:
-        last = req.last_oow_ack
-        if last is not None and 0 <= now - last < self.host.settings.tcp_invalid_ratelimit * MS:
+        if oow_rate_limited(req.last_oow_ack, now, self.host.settings.tcp_invalid_ratelimit):
             return True
         req.last_oow_ack = now
         return False
