@@ -20,7 +20,7 @@ from .sendqueue import SendQueue, SentSegment
 from .seqnum import unwrap, wrap
 from .snapshot import ConnectionSnapshot
 from .state import State
-from .wire import ACK, FIN, PSH, RST, SYN, Segment, sack_option, syn_options, ts_option
+from .wire import ACK, FIN, PSH, RST, SYN, Segment, ip_to_bytes, sack_option, syn_options, ts_option
 
 if TYPE_CHECKING:
     from .host import Host
@@ -78,6 +78,7 @@ class Connection:
         self.settings = host.settings
         self.id = (laddr, lport, raddr, rport)
         self.laddr, self.lport, self.raddr, self.rport = laddr, lport, raddr, rport
+        self.addr_bytes = (ip_to_bytes(laddr), ip_to_bytes(raddr))  # for Host.send_data()
         self.opts = opts
         self.state = State.CLOSED
         self.timers: dict[str, int] = {}
@@ -315,8 +316,12 @@ class Connection:
         self.mss = max(mss, 1)
 
     def free_space(self) -> int:
+        """Receive buffer space not holding data, in window units (half the buffer, see _compute_window)."""
         rq = self.rq
-        return max(0, self.rcvbuf // 2 - len(rq.ready) - (rq.ooo_bytes if rq.ooo else 0))
+        free = (self.rcvbuf >> 1) - len(rq.ready)
+        if rq.ooo:
+            free -= rq.ooo_bytes
+        return free if free > 0 else 0
 
     def receive_window(self) -> int:
         """Linux tcp_receive_window(): what is left of the window we last advertised."""
@@ -325,8 +330,13 @@ class Connection:
     def _compute_window(self) -> int:
         """Linux __tcp_select_window(), with window-from-space modelled as half the buffer."""
         mss = self.rcv_mss
-        free = self.free_space()
-        allowed = self.rcvbuf // 2
+        rq = self.rq
+        allowed = self.rcvbuf >> 1
+        free = allowed - len(rq.ready)  # free_space(), inlined: this runs for every data segment
+        if rq.ooo:
+            free -= rq.ooo_bytes
+        if free < 0:
+            free = 0
         full = min(self.window_clamp, allowed)
         if mss > full:
             mss = full
@@ -523,32 +533,55 @@ class Connection:
         window_limited = False
         cwnd_limited = False
         sent = 0
+        # Nothing below changes these (only new data is sent), so they are read once.
+        segs = sq.segs
+        mss = self.mss
+        cwnd = self.cc.cwnd
+        wnd_end = self.snd_una + self.snd_wnd
+        nodelay = self.opts.nodelay
+        host = self.host
+        # The second and later data segments of a burst share the first one's header (see below).
+        header: tuple[int, int, bytes] | None = None
         while True:
             seq = self.snd_nxt
-            data_left = sq.write_seq - seq
+            write_seq = sq.write_seq
+            data_left = write_seq - seq
             fin_pending = sq.fin_seq is not None and seq <= sq.fin_seq
             if data_left <= 0 and not fin_pending:
                 break
-            size = min(self.mss, max(data_left, 0))
-            fin = fin_pending and seq + size == sq.write_seq
+            size = mss if data_left >= mss else max(data_left, 0)
+            end = seq + size
+            fin = fin_pending and end == write_seq
             if size > 0 or not fin:
-                if self.in_flight() >= self.cc.cwnd:
+                if (self.in_flight() if self.scoreboard_marked else len(segs)) >= cwnd:
                     cwnd_limited = True
                     break
-                if seq + size > self.snd_una + self.snd_wnd:
+                if end > wnd_end:
                     window_limited = True
                     break
                 # Nagle (RFC 9293 §3.7.4) with Minshall's refinement, as Linux tcp_nagle_check().
-                if (
-                    size < self.mss
-                    and not fin
-                    and not self.opts.nodelay
-                    and self.packets_out
-                    and self.snd_una < self.snd_sml <= self.snd_nxt
-                ):
+                if size < mss and not fin and not nodelay and segs and self.snd_una < self.snd_sml <= seq:
                     break
-            self._send_data(now, seq, size, fin)
             sent += 1
+            if fin or header is None:
+                self._send_data(now, seq, size, fin)
+                # What the first segment did once (ACK sent, RTO armed, D-SACK reported) is done for
+                # the burst; the window, RCV.NXT and the options (same clock, nothing received
+                # meanwhile) are the same for every later one, as tcp_select_window() and
+                # tcp_established_options() would compute them again.
+                header = (self.select_window(), self.rcv_nxt, self._options(ACK, now))
+                continue
+            # The lean path of a data segment (the work _send_data() would repeat for nothing).
+            marks = sq.push_marks
+            flags = ACK | PSH if marks and marks[0] <= end and sq.push_in(seq, end) else ACK
+            base = sq.base
+            segs.append(SentSegment(seq, end, flags & PSH, now))
+            self.snd_nxt = end
+            if size < mss:
+                self.snd_sml = end
+            window, ack, options = header
+            host.send_data(self, seq, ack, flags, window, options, sq.buf[seq - base : end - base], now)
+            self._data_sent(now)
         if window_limited and not self.packets_out and "persist" not in self.timers:
             # Linux tcp_check_probe_timer(): nothing in flight and the window is closed: probe it.
             self.arm("persist", now + self._probe0_when(), now)
@@ -1401,7 +1434,7 @@ class Connection:
             elif m > self.rtt.rto:
                 self.incr_quickack(TCP_MAX_QUICKACKS)
         self.lrcvtime = now
-        if length >= 128:
+        if length >= 128 and self.rcv_ssthresh < self.window_clamp:
             self._grow_window(length)
 
     def _grow_window(self, length: int) -> None:
@@ -1429,9 +1462,6 @@ class Connection:
         self.enter_quickack()
         self.ack_pending = True
         self.ack_now = True
-
-    def in_quickack_mode(self) -> bool:
-        return self.quick > 0 and self.pingpong < 1
 
     def _on_fin(self, now: int) -> None:
         """RFC 9293 §3.10.7.4 eighth check, as Linux tcp_fin()."""
@@ -1463,7 +1493,8 @@ class Connection:
         more_than_one_full = (
             self.rcv_nxt - self.rcv_wup > self.rcv_mss and self._compute_window() >= self.rcv_wnd
         )
-        if more_than_one_full or self.in_quickack_mode() or self.ack_now:
+        # (quick > 0 and pingpong < 1 is Linux's tcp_in_quickack_mode())
+        if more_than_one_full or (self.quick > 0 and self.pingpong < 1) or self.ack_now:
             self.send_ack(now)
             return
         self._send_delayed_ack(now)

@@ -22,7 +22,18 @@ from .settings import Settings
 from .snapshot import ConnectionSnapshot
 from .state import State
 from .timers import TimerHeap
-from .wire import ACK, RST, Malformed, Segment, build_packet, ip_to_bytes, parse_options, parse_packet
+from .wire import (
+    ACK,
+    DEFAULT_TTL,
+    RST,
+    Malformed,
+    Segment,
+    build_packet,
+    ip_to_bytes,
+    pack_packet,
+    parse_options,
+    parse_packet,
+)
 
 Observer = Callable[[Event], None]
 WILDCARD = "0.0.0.0"
@@ -247,10 +258,60 @@ class Host:
         self._outbox.append(packet)
         self.stats["packets-out"] += 1
         if self.observed_segments:
-            seg = Segment(src, dst, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window, payload)
-            if options:
-                parse_options(options, seg)
-            self.emit(SegmentSent(now, (src, sport, dst, dport), seg, packet, reason))
+            self._emit_sent(
+                src, dst, sport, dport, seq, ack, flags, window, options, payload, packet, now, reason
+            )
+
+    def _emit_sent(
+        self,
+        src: str,
+        dst: str,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes,
+        payload: bytes | bytearray,
+        packet: bytes,
+        now: int,
+        reason: str,
+    ) -> None:
+        seg = Segment(
+            src, dst, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window, bytes(payload)
+        )
+        if options:
+            parse_options(options, seg)
+        self.emit(SegmentSent(now, (src, sport, dst, dport), seg, packet, reason))
+
+    def send_data(
+        self,
+        conn: Connection,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes,
+        payload: bytes | bytearray,
+        now: int,
+    ) -> None:
+        """send_segment() for the data segments of a burst (Connection.output()): the connection's
+        addresses are already bytes and its options already well formed, so nothing is converted or
+        checked per segment."""
+        self._ip_id = ip_id = (self._ip_id + 1) & 0xFFFF
+        laddr, raddr = conn.addr_bytes
+        packet = pack_packet(
+            laddr, raddr, conn.lport, conn.rport, seq, ack, flags, window, options, payload,
+            ip_id, DEFAULT_TTL, self.checksum,
+        )  # fmt: skip
+        self._outbox.append(packet)
+        self.stats["packets-out"] += 1
+        if self.observed_segments:
+            src, sport, dst, dport = conn.id
+            self._emit_sent(
+                src, dst, sport, dport, seq, ack, flags, window, options, payload, packet, now, "data"
+            )
 
     def send_reset_for(self, seg: Segment, now: int, reason: str) -> None:
         """RFC 9293 §3.10.7.1: the RST that answers seg (never a RST for a RST)."""

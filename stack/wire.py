@@ -41,6 +41,7 @@ OPT_TS = 8
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBBHHH")
+_IPTCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")  # both fixed headers, back to back
 _PSEUDO = struct.Struct("!4s4sBBH")
 _TS_OPT = struct.Struct("!BBBBII")  # nop, nop, kind 8, len 10, val, ecr
 _U32 = struct.Struct("!I")
@@ -303,27 +304,59 @@ def build_packet(
         options = options + b"\x00" * (4 - len(options) % 4)
     if len(options) > MAX_OPTIONS_LEN:
         raise ValueError(f"{len(options)} bytes of TCP options; the data offset allows at most 40")
-    sb, db = ip_to_bytes(src), ip_to_bytes(dst)
-    doff_byte = ((TCP_HEADER_LEN + len(options)) >> 2) << 4
+    return pack_packet(
+        ip_to_bytes(src), ip_to_bytes(dst), sport, dport, seq, ack, flags, window, options, payload,
+        ip_id, ttl, checksum,
+    )  # fmt: skip
+
+
+def pack_packet(
+    sb: bytes,
+    db: bytes,
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    options: bytes,
+    payload: bytes | bytearray | memoryview,
+    ip_id: int,
+    ttl: int,
+    checksum: bool,
+) -> bytes:
+    """build_packet()'s core, for the per-segment send path: addresses already 4 bytes, options already
+    padded to a multiple of 4 and at most 40 bytes, every argument positional."""
+    doff_byte = (TCP_HEADER_LEN + len(options)) << 2
+    tcp_len = TCP_HEADER_LEN + len(options) + len(payload)
+    total = IP_HEADER_LEN + tcp_len
     seq &= 0xFFFFFFFF
     ack &= 0xFFFFFFFF
-    tcp_len = TCP_HEADER_LEN + len(options) + len(payload)
-    csum = 0
-    if checksum:
-        # One concatenation for the sum; the header is then packed again with the checksum in place,
-        # so the payload is copied twice in all (sum, packet) rather than four times.
-        header = _TCP.pack(sport, dport, seq, ack, doff_byte, flags, window, 0, 0)
-        pseudo = _PSEUDO.pack(sb, db, 0, IPPROTO_TCP, tcp_len)
-        csum = ~ones_complement_sum(b"".join((pseudo, header, options, payload))) & 0xFFFF
-    header = _TCP.pack(sport, dport, seq, ack, doff_byte, flags, window, csum, 0)
-    total = IP_HEADER_LEN + tcp_len
     ip_id &= 0xFFFF
-    ip_sum = 0
-    if checksum:
-        ip_zero = _IP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, 0, sb, db)
-        ip_sum = ~ones_complement_sum(ip_zero) & 0xFFFF
-    ip = _IP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, ip_sum, sb, db)
-    return b"".join((ip, header, options, payload))
+    if not checksum:
+        return b"".join(
+            (
+                _IPTCP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, 0, sb, db,
+                            sport, dport, seq, ack, doff_byte, flags, window, 0, 0),
+                options,
+                payload,
+            )
+        )  # fmt: skip
+    # One concatenation for the sum; the header is then packed again with the checksum in place,
+    # so the payload is copied twice in all (sum, packet) rather than four times.
+    header = _TCP.pack(sport, dport, seq, ack, doff_byte, flags, window, 0, 0)
+    pseudo = _PSEUDO.pack(sb, db, 0, IPPROTO_TCP, tcp_len)
+    csum = ~ones_complement_sum(b"".join((pseudo, header, options, payload))) & 0xFFFF
+    ip_zero = _IP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, 0, sb, db)
+    ip_sum = ~ones_complement_sum(ip_zero) & 0xFFFF
+    return b"".join(
+        (
+            _IPTCP.pack(0x45, 0, total, ip_id, 0x4000, ttl, IPPROTO_TCP, ip_sum, sb, db,
+                        sport, dport, seq, ack, doff_byte, flags, window, csum, 0),
+            options,
+            payload,
+        )
+    )  # fmt: skip
 
 
 def build_segment(seg: Segment, *, checksum: bool = True) -> bytes:
@@ -381,7 +414,33 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         _PSEUDO.pack(src_b, dst_b, 0, IPPROTO_TCP, tcp_len) + data[ihl:total]
     ) != 0xFFFF:
         return Malformed("bad-tcp-checksum", "TCP checksum does not verify")
-    # Positional construction: noticeably cheaper than keywords on this per-segment path.
+    payload = data[ihl + doff : total]
+    if doff == 32:
+        # Fast path: the nop,nop,TS alone, as on every data segment of a timestamp connection.
+        word, ts_val, ts_ecr = _TS_WORDS.unpack_from(data, ihl + TCP_HEADER_LEN)
+        if word == _NOP_NOP_TS:
+            # Positional construction: noticeably cheaper than keywords on this per-segment path.
+            return Segment(
+                ip_from_bytes(src_b),
+                ip_from_bytes(dst_b),
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+                _ts_options(ts_val, ts_ecr),
+                None,
+                None,
+                False,
+                ts_val,
+                ts_ecr,
+                (),
+                ttl,
+                ip_id,
+                urg,
+            )
     seg = Segment(
         ip_from_bytes(src_b),
         ip_from_bytes(dst_b),
@@ -391,7 +450,7 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         ack,
         flags,
         window,
-        data[ihl + doff : total],
+        payload,
         (),
         None,
         None,
@@ -404,16 +463,21 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         urg,
     )
     if doff > TCP_HEADER_LEN:
-        raw = data[ihl + TCP_HEADER_LEN : ihl + doff]
-        # Fast path: the 12-byte nop,nop,TS of every data segment on a TS connection.
-        if doff == 32 and raw[:4] == b"\x01\x01\x08\x0a":
-            seg.ts_val, seg.ts_ecr = _U32.unpack_from(raw, 4)[0], _U32.unpack_from(raw, 8)[0]
-            seg.options = (_NOP_OPTION, _NOP_OPTION, Option("TS", (seg.ts_val, seg.ts_ecr)))
-        else:
-            err = parse_options(raw, seg)
-            if err is not None:
-                return Malformed("bad-tcp-options", err)
+        err = parse_options(data[ihl + TCP_HEADER_LEN : ihl + doff], seg)
+        if err is not None:
+            return Malformed("bad-tcp-options", err)
     return seg
+
+
+_NOP_NOP_TS = 0x0101080A
+_TS_WORDS = struct.Struct("!III")
+
+
+@lru_cache(maxsize=64)
+def _ts_options(val: int, ecr: int) -> tuple[Option, ...]:
+    """The option list of a nop,nop,TS segment. Cached: the segments of one burst carry the same pair,
+    and the tuple is immutable, so sharing it is safe."""
+    return (_NOP_OPTION, _NOP_OPTION, Option("TS", (val, ecr)))
 
 
 def flags_text(flags: int) -> str:
