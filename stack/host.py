@@ -260,16 +260,12 @@ class Host:
         self._outbox.append(packet)
         self.stats["packets-out"] += 1
         if self.observed_segments:
-            self._emit_sent(
-                src, dst, sport, dport, seq, ack, flags, window, options, payload, packet, now, reason
-            )
+            cid = (src, sport, dst, dport)
+            self._emit_sent(cid, seq, ack, flags, window, options, payload, packet, now, reason)
 
     def _emit_sent(
         self,
-        src: str,
-        dst: str,
-        sport: int,
-        dport: int,
+        cid: ConnId,
         seq: int,
         ack: int,
         flags: int,
@@ -280,12 +276,13 @@ class Host:
         now: int,
         reason: str,
     ) -> None:
+        src, sport, dst, dport = cid
         seg = Segment(
             src, dst, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window, bytes(payload)
         )
         if options:
             parse_options(options, seg)
-        self.emit(SegmentSent(now, (src, sport, dst, dport), seg, packet, reason))
+        self.emit(SegmentSent(now, cid, seg, packet, reason))
 
     def send_data(
         self,
@@ -310,10 +307,7 @@ class Host:
         self._outbox.append(packet)
         self.stats["packets-out"] += 1
         if self.observed_segments:
-            src, sport, dst, dport = conn.id
-            self._emit_sent(
-                src, dst, sport, dport, seq, ack, flags, window, options, payload, packet, now, "data"
-            )
+            self._emit_sent(conn.id, seq, ack, flags, window, options, payload, packet, now, "data")
 
     def send_reset_for(self, seg: Segment, now: int, reason: str) -> None:
         """RFC 9293 §3.10.7.1: the RST that answers seg (never a RST for a RST)."""

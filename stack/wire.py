@@ -414,33 +414,14 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         _PSEUDO.pack(src_b, dst_b, 0, IPPROTO_TCP, tcp_len) + data[ihl:total]
     ) != 0xFFFF:
         return Malformed("bad-tcp-checksum", "TCP checksum does not verify")
-    payload = data[ihl + doff : total]
+    ts_val = ts_ecr = None
+    options: tuple[Option, ...] = ()
     if doff == 32:
         # Fast path: the nop,nop,TS alone, as on every data segment of a timestamp connection.
-        word, ts_val, ts_ecr = _TS_WORDS.unpack_from(data, ihl + TCP_HEADER_LEN)
+        word, val, ecr = _TS_WORDS.unpack_from(data, ihl + TCP_HEADER_LEN)
         if word == _NOP_NOP_TS:
-            # Positional construction: noticeably cheaper than keywords on this per-segment path.
-            return Segment(
-                ip_from_bytes(src_b),
-                ip_from_bytes(dst_b),
-                sport,
-                dport,
-                seq,
-                ack,
-                flags,
-                window,
-                payload,
-                _ts_options(ts_val, ts_ecr),
-                None,
-                None,
-                False,
-                ts_val,
-                ts_ecr,
-                (),
-                ttl,
-                ip_id,
-                urg,
-            )
+            ts_val, ts_ecr, options = val, ecr, _ts_options(val, ecr)
+    # Positional construction: noticeably cheaper than keywords on this per-segment path.
     seg = Segment(
         ip_from_bytes(src_b),
         ip_from_bytes(dst_b),
@@ -450,19 +431,19 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         ack,
         flags,
         window,
-        payload,
-        (),
+        data[ihl + doff : total],
+        options,
         None,
         None,
         False,
-        None,
-        None,
+        ts_val,
+        ts_ecr,
         (),
         ttl,
         ip_id,
         urg,
     )
-    if doff > TCP_HEADER_LEN:
+    if doff > TCP_HEADER_LEN and not options:
         err = parse_options(data[ihl + TCP_HEADER_LEN : ihl + doff], seg)
         if err is not None:
             return Malformed("bad-tcp-options", err)
