@@ -78,9 +78,14 @@ def _lazy_arguments(parser: argparse.ArgumentParser, module: str) -> None:
 
 def _run_app(args: argparse.Namespace) -> int:
     if args.headless:
+        if args.link != "memory" or args.peer != "stack":
+            raise CliError(
+                "--headless prints the walkthrough on the in-memory link; for a run through the kernel "
+                "use a lesson: tcpplay demo handshake --headless --link tun"
+            )
         from .headless import walkthrough
 
-        return walkthrough(sys.stdout, seed=args.seed)
+        return walkthrough(sys.stdout, seed=args.seed, pcap=args.pcap)
     from .ui.app import run_app
 
     return run_app(

@@ -136,8 +136,9 @@ class JsonPrinter:
             self.write(json.dumps(obj, ensure_ascii=False))
 
 
-def walkthrough(out: TextIO, seed: int = 1) -> int:
-    """The headless two-host story `make run` prints: handshake, a little data each way, the close."""
+def walkthrough(out: TextIO, seed: int = 1, pcap: str | None = None) -> int:
+    """The headless two-host story `tcpplay --headless` prints: handshake, a little data each way, the
+    close; with `pcap`, its capture is saved there too."""
     lab = Lab(seed=seed)
     lab.subscribe(TracePrinter(lab, lambda line: print(line, file=out)))
     lab.note(
@@ -170,4 +171,6 @@ def walkthrough(out: TextIO, seed: int = 1) -> int:
         f"server: {len([c for c in lab.connections('server') if c.state.name != 'LISTEN'])}",
         file=out,
     )
+    if pcap is not None:
+        lab.export_pcap(pcap)  # a LabError (unwritable path...) reaches the CLI's one-line error
     return 0

@@ -57,7 +57,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", default="text", choices=["text", "json"], help="headless output format (default text)"
     )
-    parser.add_argument("--seed", type=int, default=1, help="seed for ISNs, ports, loss (default 1)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=argparse.SUPPRESS,  # so `tcpplay --seed 5 demo NAME` works too
+        help="seed for ISNs, ports, loss (default 1)",
+    )
+    parser.add_argument(
+        "--theme", default=argparse.SUPPRESS, help="colour theme of the app (dark, light, high-contrast)"
+    )
+    parser.add_argument(
+        "--pcap",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="in the app: save the capture to FILE on exit",
+    )
     parser.add_argument(
         "--link",
         choices=["memory", "tun"],
@@ -96,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"tcpplay: error: cannot read {args.name}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     link = getattr(args, "link", None) or "memory"
+    seed = getattr(args, "seed", 1)
     if getattr(args, "peer", None) == "kernel":
         print(
             "tcpplay: error: a lesson runs between two of our stacks on a virtual clock; the kernel peer "
@@ -105,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     if args.headless:
-        return run_headless(scenario, lang=args.lang, fmt=args.format, seed=args.seed, out=out, link=link)
+        return run_headless(scenario, lang=args.lang, fmt=args.format, seed=seed, out=out, link=link)
     try:
         from ..ui.app import run_app
     except ImportError as exc:
@@ -114,11 +129,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAIL
-    player = _player(scenario, lang=args.lang, seed=args.seed, link=link)
+    player = _player(scenario, lang=args.lang, seed=seed, link=link)
     if player is None:
         return EXIT_USAGE
     try:
-        result = run_app(player=player)
+        result = run_app(player=player, theme=getattr(args, "theme", None), pcap=getattr(args, "pcap", None))
     finally:
         player.close()  # the app closes the lab it shows; this closes whatever the player holds besides
     return int(result or 0)

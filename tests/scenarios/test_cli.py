@@ -99,18 +99,50 @@ def test_app_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     assert "run the lesson with --headless instead" in err
 
 
-def test_app_gets_a_player(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    seen: list[Player] = []
+def fake_app(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Player, str | None, str | None]]:
+    seen: list[tuple[Player, str | None, str | None]] = []
 
-    def run_app(*, player: Player) -> int:
-        seen.append(player)
+    def run_app(*, player: Player, theme: str | None, pcap: str | None) -> int:
+        seen.append((player, theme, pcap))
         return 0
 
     monkeypatch.setitem(sys.modules, "tcpplay.ui.app", types.SimpleNamespace(run_app=run_app))
-    code, _, _ = demo(["mss", "--lang", "zh", "--seed", "4"], capsys)
+    return seen
+
+
+def test_app_gets_a_player(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    seen = fake_app(monkeypatch)
+    code, _, _ = demo(["mss", "--lang", "zh", "--seed", "4", "--theme", "light", "--pcap", "x.pcap"], capsys)
     assert code == 0
-    (player,) = seen
+    ((player, theme, pcap),) = seen
     assert (player.scenario.name, player.lang, player.seed, player.index) == ("mss", "zh", 4, 0)
+    assert (theme, pcap) == ("light", "x.pcap")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--seed", "5", "--theme", "high-contrast", "demo", "handshake"],
+        ["demo", "handshake", "--seed", "5", "--theme", "high-contrast"],
+    ],
+)
+def test_top_level_options_reach_the_lesson_wherever_they_are_written(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    from tcpplay.cli import main
+
+    seen = fake_app(monkeypatch)
+    assert main(argv) == 0
+    ((player, theme, pcap),) = seen
+    assert (player.seed, theme, pcap) == (5, "high-contrast", None)
+
+
+def test_without_a_seed_a_lesson_uses_seed_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcpplay.cli import main
+
+    seen = fake_app(monkeypatch)
+    assert main(["demo", "handshake"]) == 0
+    assert seen[0][0].seed == 1
 
 
 def test_python_dash_m() -> None:
