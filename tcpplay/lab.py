@@ -154,7 +154,7 @@ class Lab:
         clock: VirtualClock | ScaledClock | None = None,
         capture_size: int = 100_000,
         checksum: bool = True,
-        log_size: int = 200_000,
+        log_size: int | None = None,
         link: str | None = None,
         peer: str | None = None,
         kernel_role: str = "server",
@@ -195,7 +195,9 @@ class Lab:
             self.clock = RealtimeClock()  # stack time: monotonic microseconds since the lab started
         self.capture = Capture(capture_size)
         self.checksum = checksum
-        self.log: deque[LabEvent] = deque(maxlen=log_size)
+        # The event log's packet events hold their capture records: a log longer than the capture would
+        # keep alive packets the capture ring already let go (twice the memory in a long bulk transfer).
+        self.log: deque[LabEvent] = deque(maxlen=capture_size if log_size is None else log_size)
         self._observers: list[Callable[[LabEvent], None]] = []
         self._settings = dict(settings or {})
         self.hosts: dict[str, Host] = {}
