@@ -77,3 +77,21 @@ def test_export_to_an_unwritable_place_is_a_clear_error(tmp_path: Path) -> None:
     lab = busy_lab()
     with pytest.raises(LabError, match="cannot write pcap file"):
         lab.export_pcap(str(tmp_path / "no" / "such" / "dir" / "x.pcap"))
+
+
+def test_the_event_log_never_keeps_packets_the_capture_let_go() -> None:
+    from tcpplay.lab import PacketEvent
+
+    lab = Lab(seed=1, capture_size=500)
+    lab.listen("server")
+    lab.connect("client")
+    lab.advance(0.1)
+    while lab.capture.total < 3000:
+        lab.send("client", b"z" * 65536)
+        lab.advance(0.05)
+        lab.recv("server", 1 << 20)
+    assert len(lab.log) == 500  # as long as the capture by default
+    oldest = min(r.number for r in lab.capture)
+    kept = [e.record.number for e in lab.log if isinstance(e, PacketEvent)]
+    assert kept and min(kept) >= oldest
+    assert Lab(seed=1, capture_size=500, log_size=2000).log.maxlen == 2000  # an explicit size wins
