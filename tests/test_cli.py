@@ -82,3 +82,21 @@ def test_bad_options_exit_2_with_argparse_message(
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_headless_before_the_subcommand_plays_the_lesson_headless(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--headless", "demo", "handshake"]) == 0
+    assert "PASS: 14 passed, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [[], ["demo", "handshake"]])
+def test_the_app_refuses_to_start_without_a_terminal(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2  # pytest captures stdout: it is not a terminal
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "tcpplay: error: the app needs a terminal and standard output is not one; "
+        "use --headless to print instead\n"
+    )
+    assert "\x1b[" not in captured.out

@@ -346,6 +346,9 @@ class _Stop(Exception):
         self.failure = failure
 
 
+MAX_WRITE = 64 << 20  # the largest write() a script may ask for: the bytes are built in memory
+
+
 class _ScriptError(Exception):
     """A statement that cannot be executed as written (becomes an ERROR result at its line)."""
 
@@ -1460,6 +1463,10 @@ class _Runner:
 
     def _write_op(self, stmt: Syscall, sock: Socket) -> _Op:
         count = self._int_arg(stmt, 2, "the byte count")
+        if not 0 <= count <= MAX_WRITE:
+            raise _ScriptError(
+                f"{stmt.name}(): the byte count must be between 0 and {MAX_WRITE} (64 MiB), got {count}"
+            )
         buffer = self._arg(stmt, 1)
         data = buffer[:count].ljust(count, b"\0") if isinstance(buffer, bytes) else bytes(count)
         sent = 0

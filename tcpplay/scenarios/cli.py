@@ -51,7 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", nargs="?", metavar="NAME|FILE", help="a lesson (see --list) or a .tcp file")
     parser.add_argument("--list", action="store_true", help="list the built-in lessons")
     parser.add_argument(
-        "--headless", action="store_true", help="print the lesson (text or JSON) instead of opening the app"
+        "--headless",
+        action="store_true",
+        default=argparse.SUPPRESS,  # so `tcpplay --headless demo NAME` works too
+        help="print the lesson (text or JSON) instead of opening the app",
     )
     parser.add_argument("--lang", default="en", choices=["en", "zh"], help="narration language (default en)")
     parser.add_argument(
@@ -119,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    if args.headless:
+    if getattr(args, "headless", False):
         return run_headless(scenario, lang=args.lang, fmt=args.format, seed=seed, out=out, link=link)
     try:
         from ..ui.app import run_app

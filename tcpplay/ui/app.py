@@ -11,6 +11,7 @@ press is never waiting for the next tick.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -987,6 +988,10 @@ def run_app(
     """Build a Lab (ScaledClock at `speed`, running; real time on a TUN/kernel link), run the app, save the
     capture to `pcap` on exit. Returns the process exit code. LabError (bad theme, no privileges for a TUN
     link...) propagates for the CLI to print."""
+    if not sys.stdout.isatty():
+        raise LabError(
+            "the app needs a terminal and standard output is not one; use --headless to print instead"
+        )
     mode = link or link_mode
     if peer == "kernel" and mode == "memory":
         mode = None  # the CLI's default link; a kernel peer is always reached over TUN

@@ -32,7 +32,7 @@ def load_config(path: Path | None = None) -> dict[str, Any]:
     try:
         with target.open("rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+    except (OSError, ValueError):  # TOMLDecodeError and UnicodeDecodeError are ValueErrors
         return {}
     return data if isinstance(data, dict) else {}
 
