@@ -9,6 +9,7 @@ tcpplay drill FILE... [--ui] [--tolerance_usecs N] [--verbose] [--format text|js
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -104,8 +105,15 @@ def main(argv: list[str] | None = None) -> int:
     runner: Callable[[argparse.Namespace], int] = getattr(args, "run", _run_app)
     from .lab import LabError
 
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            # A terminal or pipe whose encoding lacks → or 三 gets "?" instead of a UnicodeEncodeError.
+            reconfigure(errors="replace")
     try:
-        return runner(args)
+        code = runner(args)
+        sys.stdout.flush()  # here, so a full disk is reported like any other error
+        return code
     except (CliError, LabError) as exc:
         print(f"tcpplay: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -113,6 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except OSError as exc:  # writing the output failed (ENOSPC on /dev/full, EIO...)
+        _discard_stdout()
+        print(f"tcpplay: error: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -100,3 +100,30 @@ def test_the_app_refuses_to_start_without_a_terminal(
         "use --headless to print instead\n"
     )
     assert "\x1b[" not in captured.out
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("argv", [["--headless"], ["demo", "handshake", "--headless", "--format", "json"]])
+def test_output_that_cannot_be_written_is_a_one_line_error(argv: list[str]) -> None:
+    import subprocess
+    import sys
+
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tcpplay.cli", *argv], stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert proc.returncode == 2
+    assert proc.stderr == "tcpplay: error: cannot write the output: No space left on device\n"
+
+
+def test_an_encoding_without_arrows_gets_question_marks_not_a_traceback() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tcpplay.cli", "--headless"], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "0.000000  client   CLOSED ? SYN_SENT  (connect())" in proc.stdout
