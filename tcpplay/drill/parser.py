@@ -32,7 +32,6 @@ import os
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from tcpplay.drill.ast import (
@@ -66,6 +65,8 @@ from tcpplay.drill.ast import (
     Unsupported,
 )
 
+from ..scriptfile import read_script
+
 __all__ = ["DrillSyntaxError", "parse_file", "parse_text"]
 
 
@@ -87,7 +88,7 @@ class DrillSyntaxError(Exception):
 def parse_file(path: str | os.PathLike[str]) -> DrillFile:
     """Parse the file at `path` (UTF-8). OSError propagates; bad content raises DrillSyntaxError."""
     filename = os.fspath(path)
-    data = Path(path).read_bytes()
+    data = read_script(path)
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the script
     except UnicodeDecodeError as exc:

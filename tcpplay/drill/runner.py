@@ -118,6 +118,7 @@ from tcpplay.drill.ast import (
 from tcpplay.drill.parser import DrillSyntaxError, parse_file
 from tcpplay.drill.report import DrillEvent, EventKind, Failure, FileResult, ScriptResult, Status, format_time
 from tcpplay.format import option_text, tcpdump_flags, tcpdump_line
+from tcpplay.scriptfile import read_script
 
 __all__ = [
     "LINUX_DEFAULTS",
@@ -1722,7 +1723,7 @@ def run_path(
     try:
         if target.is_dir():
             return FileResult(filename=name, error=f"{name}: is a directory, not a script")
-        data = target.read_bytes()
+        data = read_script(target)
     except FileNotFoundError:
         return FileResult(filename=name, error=f"{name}: no such file")
     except OSError as exc:

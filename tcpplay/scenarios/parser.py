@@ -23,6 +23,7 @@ from stack.wire import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG
 from ..capture import FATES
 from ..lab import SOCKOPTS
 from ..links.memory import DROP_KINDS
+from ..scriptfile import read_script
 from .model import (
     DEFAULT_LANG,
     HOSTS,
@@ -1030,7 +1031,7 @@ class _RepeatDraft:
 def parse_file(path: str | os.PathLike[str]) -> Scenario:
     """Parse the file at `path` (UTF-8). OSError propagates; bad content raises ScenarioSyntaxError."""
     filename = os.fspath(path)
-    data = Path(path).read_bytes()
+    data = read_script(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
