@@ -157,16 +157,25 @@ class TcpPlayApp(App[int]):
         self.theme_problems = loaded.problems
         for t in loaded.themes.values():
             self.register_theme(t)
-        wanted = theme or str(load_config().get("theme", DEFAULT_THEME))
+        wanted = (
+            theme.strip().lower() if theme is not None else str(load_config().get("theme", DEFAULT_THEME))
+        )
         if wanted not in loaded.themes:
             if theme is not None:
-                raise LabError(f"unknown theme {theme!r}; themes: {', '.join(self.theme_names())}")
+                ours = sorted(
+                    loaded.themes, key=lambda n: (THEME_ORDER.index(n) if n in THEME_ORDER else 99, n)
+                )
+                raise LabError(f"unknown theme {theme!r}; the themes are: {', '.join(ours)}")
             wanted = DEFAULT_THEME
         self.theme = wanted
         for name in list(self.available_themes):
             if name not in loaded.themes:
                 self.unregister_theme(name)
         self._saved_theme = str(load_config().get("theme", ""))
+        # --theme NAME is remembered, like a theme picked with T in the app.
+        explicit = theme is not None and remember_theme and wanted != self._saved_theme
+        if explicit and save_config({"theme": wanted}) is not None:
+            self._saved_theme = wanted
 
     # ------------------------------------------------------------------------------------------------------
     # layout

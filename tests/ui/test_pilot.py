@@ -15,7 +15,7 @@ import pytest
 from stack import ConnectionSnapshot
 from tcpplay.capture import DROPPED
 from tcpplay.clock import ScaledClock
-from tcpplay.lab import Lab, LabEvent
+from tcpplay.lab import Lab, LabError, LabEvent
 from tcpplay.ui.app import TcpPlayApp
 from tcpplay.ui.config import load_config
 from tcpplay.ui.detail import HexView, PacketDetail
@@ -188,6 +188,20 @@ async def test_theme_switch_is_remembered(private_config: Path) -> None:
     again = TcpPlayApp(new_lab(), tick=None, still=True)
     async with again.run_test(size=SIZE):
         assert again.theme == "light"
+
+
+def test_a_theme_given_on_the_command_line_is_remembered_in_any_case(private_config: Path) -> None:
+    app = TcpPlayApp(new_lab(), tick=None, still=True, theme="High-Contrast")
+    assert app.theme == "high-contrast"
+    assert load_config()["theme"] == "high-contrast"
+    assert TcpPlayApp(new_lab(), tick=None, still=True).theme == "high-contrast"
+
+
+def test_an_unknown_theme_lists_only_the_themes_tcpplay_offers(private_config: Path) -> None:
+    with pytest.raises(LabError) as exc:
+        TcpPlayApp(new_lab(), tick=None, still=True, theme="dracula")
+    assert str(exc.value) == "unknown theme 'dracula'; the themes are: dark, light, high-contrast"
+    assert "theme" not in load_config()
 
 
 async def test_pause_step_and_speed_on_a_scaled_clock() -> None:
