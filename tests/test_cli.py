@@ -127,3 +127,22 @@ def test_an_encoding_without_arrows_gets_question_marks_not_a_traceback() -> Non
     )
     assert proc.returncode == 0 and proc.stderr == ""
     assert "0.000000  client   CLOSED ? SYN_SENT  (connect())" in proc.stdout
+
+
+def test_a_headless_lesson_saves_its_capture(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from scapy.utils import rdpcap
+
+    path = tmp_path / "lesson.pcap"
+    assert main(["demo", "handshake", "--headless", "--pcap", str(path)]) == 0
+    assert f"saved 5 packets to {path}" in capsys.readouterr().out
+    assert len(rdpcap(str(path))) == 5
+
+
+def test_drill_refuses_pcap_instead_of_ignoring_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "s.pkt"
+    script.write_text("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", encoding="utf-8")
+    assert main(["--pcap", str(tmp_path / "x.pcap"), "drill", str(script)]) == 2
+    assert capsys.readouterr().err.startswith("tcpplay: error: drill does not save a capture (--pcap)")
+    assert not (tmp_path / "x.pcap").exists()

@@ -83,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the files named in args; print the report on stdout; return the exit code."""
+    if getattr(args, "pcap", None):
+        print(
+            "tcpplay: error: drill does not save a capture (--pcap); the report shows every segment, and "
+            "`tcpplay drill --ui FILE` steps through them in the app, where E exports the capture",
+            file=sys.stderr,
+        )
+        return 2
     seed = getattr(args, "seed", None)
     config = RunConfig(
         tolerance_usecs=args.tolerance_usecs,

@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pcap",
         default=argparse.SUPPRESS,
         metavar="FILE",
-        help="in the app: save the capture to FILE on exit",
+        help="save the lesson's capture to FILE (at the end, or on exit from the app)",
     )
     parser.add_argument(
         "--link",
@@ -123,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     if getattr(args, "headless", False):
-        return run_headless(scenario, lang=args.lang, fmt=args.format, seed=seed, out=out, link=link)
+        pcap = getattr(args, "pcap", None)
+        return run_headless(
+            scenario, lang=args.lang, fmt=args.format, seed=seed, out=out, link=link, pcap=pcap
+        )
     try:
         from ..ui.app import run_app
     except ImportError as exc:
@@ -170,14 +173,19 @@ def run_headless(
     seed: int = 1,
     out: TextIO | None = None,
     link: str = "memory",
+    pcap: str | None = None,
 ) -> int:
     """Play the whole lesson printing its trace; 0 if every check passed, else 1 (2 if `link` cannot be
-    made here: the reason goes to stderr). A tun link's namespace is removed however the run ends."""
+    made here: the reason goes to stderr). A tun link's namespace is removed however the run ends. With
+    `pcap`, the lesson's capture is saved there at the end (a LabError if it cannot be written)."""
     player = _player(scenario, lang=lang, seed=seed, link=link)
     if player is None:
         return EXIT_USAGE
     with player:
-        return _play_headless(player, scenario, lang=lang, fmt=fmt, seed=seed, out=out or sys.stdout)
+        code = _play_headless(player, scenario, lang=lang, fmt=fmt, seed=seed, out=out or sys.stdout)
+        if pcap is not None:
+            player.lab.export_pcap(pcap)
+        return code
 
 
 def _play_headless(player: Player, scenario: Scenario, *, lang: str, fmt: str, seed: int, out: TextIO) -> int:
