@@ -330,13 +330,8 @@ class Connection:
     def _compute_window(self) -> int:
         """Linux __tcp_select_window(), with window-from-space modelled as half the buffer."""
         mss = self.rcv_mss
-        rq = self.rq
+        free = self.free_space()
         allowed = self.rcvbuf >> 1
-        free = allowed - len(rq.ready)  # free_space(), inlined: this runs for every data segment
-        if rq.ooo:
-            free -= rq.ooo_bytes
-        if free < 0:
-            free = 0
         full = min(self.window_clamp, allowed)
         if mss > full:
             mss = full
@@ -572,10 +567,9 @@ class Connection:
                 header = (self.select_window(), self.rcv_nxt, self._options(ACK, now))
                 continue
             # The lean path of a data segment (the work _send_data() would repeat for nothing).
-            marks = sq.push_marks
-            flags = ACK | PSH if marks and marks[0] <= end and sq.push_in(seq, end) else ACK
+            flags = ACK | PSH if sq.push_in(seq, end) else ACK
             base = sq.base
-            segs.append(SentSegment(seq, end, flags & PSH, now))
+            sq.record(seq, end, flags, now)
             self.snd_nxt = end
             if size < mss:
                 self.snd_sml = end
@@ -1434,7 +1428,7 @@ class Connection:
             elif m > self.rtt.rto:
                 self.incr_quickack(TCP_MAX_QUICKACKS)
         self.lrcvtime = now
-        if length >= 128 and self.rcv_ssthresh < self.window_clamp:
+        if length >= 128:
             self._grow_window(length)
 
     def _grow_window(self, length: int) -> None:

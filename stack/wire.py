@@ -44,6 +44,8 @@ _TCP = struct.Struct("!HHIIBBHHH")
 _IPTCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")  # both fixed headers, back to back
 _PSEUDO = struct.Struct("!4s4sBBH")
 _TS_OPT = struct.Struct("!BBBBII")  # nop, nop, kind 8, len 10, val, ecr
+_TS_WORDS = struct.Struct("!III")  # the same 12 bytes read as (nop,nop,8,10 word, val, ecr)
+_NOP_NOP_TS = 0x0101080A
 _U32 = struct.Struct("!I")
 
 
@@ -448,10 +450,6 @@ def parse_packet(data: bytes, *, verify_checksum: bool = True) -> Segment | Malf
         if err is not None:
             return Malformed("bad-tcp-options", err)
     return seg
-
-
-_NOP_NOP_TS = 0x0101080A
-_TS_WORDS = struct.Struct("!III")
 
 
 @lru_cache(maxsize=64)
