@@ -32,6 +32,7 @@ from stack.wire import (
     URG,
     Option,
     Segment,
+    flags_text,
     internet_checksum,
     ip_from_bytes,
     tcp_checksum,
@@ -107,26 +108,9 @@ def option_text(opt: Option, *, sack_base: int | None = None) -> str:
     return name  # nop, eol, sackOK
 
 
-# print-tcp.c's tcp_flag_values order; ACK's '.' comes before U, E and W (e.g. an ECN SYN-ACK is "S.E").
-_TCPDUMP_FLAGS = (
-    (FIN, "F"),
-    (SYN, "S"),
-    (RST, "R"),
-    (PSH, "P"),
-    (ACK, "."),
-    (URG, "U"),
-    (ECE, "E"),
-    (CWR, "W"),
-)
-
-
-def tcpdump_flags(flags: int) -> str:
-    """The letters inside tcpdump's `Flags [...]`, in tcpdump's order; "none" when no flag is set.
-
-    Same letters as stack.wire.flags_text, but that puts '.' last and S before F, P before R, which differs
-    from tcpdump for URG, ECE, CWR, SYN+FIN and RST+PSH.
-    """
-    return "".join(ch for bit, ch in _TCPDUMP_FLAGS if flags & bit) or "none"
+# The letters inside tcpdump's `Flags [...]`, in print-tcp.c's order ("S.E" for an ECN SYN-ACK); "none"
+# when no flag is set. The stack's own flags_text is exactly that.
+tcpdump_flags = flags_text
 
 
 def tcpdump_line(

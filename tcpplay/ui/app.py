@@ -68,6 +68,11 @@ THEME_ORDER = ("dark", "light", "high-contrast")
 LADDER_BACKLOG = 100_000  # the ladder keeps no more than this many segments either
 
 
+def theme_order(name: str) -> tuple[int, str]:
+    """Sort key: ours in THEME_ORDER, then any other theme by name."""
+    return (THEME_ORDER.index(name) if name in THEME_ORDER else len(THEME_ORDER), name)
+
+
 class DemoPlayer(Protocol):
     """What the app needs from a demo player (tcpplay.scenarios.player.Player implements it)."""
 
@@ -162,10 +167,8 @@ class TcpPlayApp(App[int]):
         )
         if wanted not in loaded.themes:
             if theme is not None:
-                ours = sorted(
-                    loaded.themes, key=lambda n: (THEME_ORDER.index(n) if n in THEME_ORDER else 99, n)
-                )
-                raise LabError(f"unknown theme {theme!r}; the themes are: {', '.join(ours)}")
+                ours = ", ".join(sorted(loaded.themes, key=theme_order))
+                raise LabError(f"unknown theme {theme!r}; the themes are: {ours}")
             wanted = DEFAULT_THEME
         self.theme = wanted
         for name in list(self.available_themes):
@@ -640,7 +643,7 @@ class TcpPlayApp(App[int]):
 
     def theme_names(self) -> list[str]:
         names = list(self.available_themes)
-        return sorted(names, key=lambda n: (THEME_ORDER.index(n) if n in THEME_ORDER else 99, n))
+        return sorted(names, key=theme_order)
 
     def _theme_changed(self, theme: Any) -> None:
         name = getattr(theme, "name", str(theme))
