@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             "`tcpplay drill --ui FILE` steps through them in the app, where E exports the capture",
             file=sys.stderr,
         )
-        return 2
+        return EXIT_USAGE
     seed = getattr(args, "seed", None)
     config = RunConfig(
         tolerance_usecs=args.tolerance_usecs,

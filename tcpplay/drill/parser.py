@@ -67,7 +67,7 @@ from tcpplay.drill.ast import (
 
 from ..scriptfile import read_script
 
-__all__ = ["DrillSyntaxError", "parse_file", "parse_text"]
+__all__ = ["DrillSyntaxError", "parse_bytes", "parse_file", "parse_text"]
 
 
 class DrillSyntaxError(Exception):
@@ -87,8 +87,11 @@ class DrillSyntaxError(Exception):
 
 def parse_file(path: str | os.PathLike[str]) -> DrillFile:
     """Parse the file at `path` (UTF-8). OSError propagates; bad content raises DrillSyntaxError."""
-    filename = os.fspath(path)
-    data = read_script(path)
+    return parse_bytes(read_script(path), os.fspath(path))
+
+
+def parse_bytes(data: bytes, filename: str) -> DrillFile:
+    """Parse a file's bytes (UTF-8, a byte-order mark allowed); bad content raises DrillSyntaxError."""
     try:
         text = data.decode("utf-8-sig")  # a leading byte-order mark is not part of the script
     except UnicodeDecodeError as exc:

@@ -75,7 +75,6 @@ import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any, Literal
 
 from stack import Host, Socket, State
@@ -115,7 +114,7 @@ from tcpplay.drill.ast import (
     SysctlSetting,
     Unsupported,
 )
-from tcpplay.drill.parser import DrillSyntaxError, parse_file
+from tcpplay.drill.parser import DrillSyntaxError, parse_bytes
 from tcpplay.drill.report import DrillEvent, EventKind, Failure, FileResult, ScriptResult, Status, format_time
 from tcpplay.format import option_text, tcpdump_flags, tcpdump_line
 from tcpplay.scriptfile import read_script
@@ -1719,21 +1718,18 @@ def run_path(
     """Read, parse and run a file. Unreadable, binary or unparsable files give a FileResult with `error`
     (parse errors as `file:line:col: message`), never an exception."""
     name = os.fspath(path)
-    target = Path(name)
     try:
-        if target.is_dir():
-            return FileResult(filename=name, error=f"{name}: is a directory, not a script")
-        data = read_script(target)
+        data = read_script(name)
     except FileNotFoundError:
         return FileResult(filename=name, error=f"{name}: no such file")
+    except IsADirectoryError:
+        return FileResult(filename=name, error=f"{name}: is a directory, not a script")
     except OSError as exc:
         return FileResult(filename=name, error=f"{name}: cannot read: {exc.strerror or exc}")
     if b"\0" in data:
         return FileResult(filename=name, error=f"{name}: not a text file (binary data)")
     try:
-        drill = parse_file(target)
+        drill = parse_bytes(data, name)  # the bytes already read: the file is not read twice
     except DrillSyntaxError as exc:
         return FileResult(filename=name, error=str(exc))
-    except OSError as exc:
-        return FileResult(filename=name, error=f"{name}: cannot read: {exc.strerror or exc}")
     return run_file(drill, config=config, observer=observer)

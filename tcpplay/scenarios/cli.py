@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tcpplay: error: cannot read {args.name}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     link = getattr(args, "link", None) or "memory"
-    seed = getattr(args, "seed", 1)
+    seed = getattr(args, "seed", 1)  # the demo's options, or the top-level ones written before "demo"
+    pcap = getattr(args, "pcap", None)
     if getattr(args, "peer", None) == "kernel":
         print(
             "tcpplay: error: a lesson runs between two of our stacks on a virtual clock; the kernel peer "
@@ -123,7 +124,6 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     if getattr(args, "headless", False):
-        pcap = getattr(args, "pcap", None)
         return run_headless(
             scenario, lang=args.lang, fmt=args.format, seed=seed, out=out, link=link, pcap=pcap
         )
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if player is None:
         return EXIT_USAGE
     try:
-        result = run_app(player=player, theme=getattr(args, "theme", None), pcap=getattr(args, "pcap", None))
+        result = run_app(player=player, theme=getattr(args, "theme", None), pcap=pcap)
     finally:
         player.close()  # the app closes the lab it shows; this closes whatever the player holds besides
     return int(result or 0)
