@@ -538,7 +538,7 @@ class Field:
     length: int
 
 
-_TCP_FLAG_NAMES = (
+TCP_FLAG_NAMES = (  # each flag bit and its name, in the header's bit order
     (FIN, "FIN"),
     (SYN, "SYN"),
     (RST, "RST"),
@@ -551,7 +551,7 @@ _TCP_FLAG_NAMES = (
 
 
 def _tcp_flags_value(flags: int) -> str:
-    names = [name for bit, name in _TCP_FLAG_NAMES if flags & bit]
+    names = [name for bit, name in TCP_FLAG_NAMES if flags & bit]
     return f"0x{flags:03x} ({', '.join(names) if names else 'none'})"
 
 

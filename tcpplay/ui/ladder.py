@@ -70,7 +70,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from stack import State, StateChanged
-from stack.wire import ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, Segment
+from stack.wire import ACK, FIN, PSH, RST, SYN, Segment
 
 from ..capture import (
     CORRUPTED,
@@ -83,7 +83,7 @@ from ..capture import (
     REORDERED,
     CaptureRecord,
 )
-from ..format import ExpertAnalyzer, RelativeSeq, describe_time, tcpdump_flags
+from ..format import TCP_FLAG_NAMES, ExpertAnalyzer, RelativeSeq, describe_time, tcpdump_flags
 from ..lab import HostEvent, LabEvent, PacketEvent
 from ._theme import Palette, host_chain
 
@@ -121,16 +121,6 @@ FATE_TEXT = {
 }
 _FATE_SUFFIX = {CORRUPTED: " corrupted", DUPLICATED: " ×2", REORDERED: " reordered"}
 
-_FLAG_WORDS = (
-    (FIN, "FIN"),
-    (SYN, "SYN"),
-    (RST, "RST"),
-    (PSH, "PSH"),
-    (ACK, "ACK"),
-    (URG, "URG"),
-    (ECE, "ECE"),
-    (CWR, "CWR"),
-)
 
 # Style keys the model hands out, and the theme chains the view resolves them with.
 _MUTED = ("$foreground-muted", "$foreground-darken-2", "#888888")
@@ -165,9 +155,9 @@ def label_mode(width: int) -> LabelMode:
 def flag_words(flags: int) -> str:
     """Flags as words, as a textbook writes them: "SYN", "SYN-ACK", "PSH,ACK", "FIN,ACK", "RST"."""
     if flags & SYN and flags & ACK:
-        rest = [word for bit, word in _FLAG_WORDS if flags & bit and bit not in (SYN, ACK)]
+        rest = [word for bit, word in TCP_FLAG_NAMES if flags & bit and bit not in (SYN, ACK)]
         return ",".join(["SYN-ACK", *rest])
-    return ",".join(word for bit, word in _FLAG_WORDS if flags & bit) or "no flags"
+    return ",".join(word for bit, word in TCP_FLAG_NAMES if flags & bit) or "no flags"
 
 
 def flag_key(seg: Segment) -> str:
